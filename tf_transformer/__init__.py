@@ -1,1 +1,13 @@
 """tf-transformer: the Transformer of "Attention Is All You Need" as Keras 3 layers."""
+
+from tf_transformer import layers
+from tf_transformer.config import PRESETS, TransformerConfig
+from tf_transformer.losses import MaskedSparseCategoricalCrossentropy
+from tf_transformer.metrics import MaskedAccuracy
+from tf_transformer.model import Transformer
+from tf_transformer.schedules import WarmupInverseSqrtSchedule
+
+__all__ = [
+    "PRESETS", "MaskedAccuracy", "MaskedSparseCategoricalCrossentropy", "Transformer",
+    "TransformerConfig", "WarmupInverseSqrtSchedule", "layers",
+]

@@ -1,0 +1,247 @@
+"""The decoder: masked self-attention, encoder-decoder attention and feed-forward (3.1).
+
+Shape letters: B batch, T target length, S source length, D model width, N heads, H head size,
+L layers, C cache length (the longest decodable target).
+"""
+
+import keras
+import tensorflow as tf
+
+from tf_transformer.layers import masks as masks_lib
+from tf_transformer.layers.attention import MultiHeadAttention
+from tf_transformer.layers.encoder import _check_rate
+from tf_transformer.layers.feed_forward import FeedForward
+from tf_transformer.layers.residual import ResidualNorm
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class DecoderLayer(keras.layers.Layer):
+    """Masked self-attention, encoder-decoder attention, feed-forward; each residual + norm.
+
+    Args:
+        num_heads: int. Attention heads; must divide the input width.
+        inner_dim: int. Feed-forward inner width d_ff.
+        dropout: float, default 0.0. Residual dropout.
+        attention_dropout: float or None, default None (same as `dropout`).
+        norm_first: bool, default False. Pre-layer-norm blocks.
+        layer_norm_epsilon: float, default 1e-6.
+
+    Call arguments:
+        inputs: [B, T, D] embedded target prefix.
+        memory: [B, S, D] encoder output.
+        padding_mask: [B, T] bool or None; False at target padding.
+        memory_padding_mask: [B, S] bool or None; False at source padding.
+        training: bool.
+        return_attention_scores: bool, default False.
+
+    Returns:
+        [B, T, D] tensor, and if asked the weights (self [B, N, T, T], cross [B, N, T, S]).
+
+    References:
+        Vaswani et al., 2017, section 3.1.
+    """
+
+    def __init__(self, num_heads, inner_dim, dropout=0.0, attention_dropout=None,
+                 norm_first=False, layer_norm_epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        if num_heads <= 0:
+            raise ValueError(f"`num_heads` must be positive; received num_heads={num_heads}.")
+        if inner_dim <= 0:
+            raise ValueError(f"`inner_dim` must be positive; received inner_dim={inner_dim}.")
+        _check_rate("dropout", dropout)
+        _check_rate("attention_dropout", attention_dropout)
+        self.num_heads = num_heads
+        self.inner_dim = inner_dim
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.norm_first = norm_first
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+    def build(self, inputs_shape, memory_shape=None):
+        memory_shape = inputs_shape if memory_shape is None else memory_shape
+        width = inputs_shape[-1]
+        if width % self.num_heads:
+            raise ValueError(f"The input width {width} is not divisible by "
+                             f"num_heads={self.num_heads}.")
+        attention_dropout = self.dropout if self.attention_dropout is None else self.attention_dropout
+
+        def residual(name):
+            return ResidualNorm(self.norm_first, self.dropout, self.layer_norm_epsilon,
+                                dtype=self.dtype_policy, name=name)
+
+        self.self_attention = MultiHeadAttention(
+            self.num_heads, width // self.num_heads, dropout=attention_dropout,
+            dtype=self.dtype_policy, name="self_attention")
+        self.self_attention_residual = residual("self_attention_residual")
+        self.cross_attention = MultiHeadAttention(
+            self.num_heads, width // self.num_heads, dropout=attention_dropout,
+            dtype=self.dtype_policy, name="cross_attention")
+        self.cross_attention_residual = residual("cross_attention_residual")
+        self.feed_forward = FeedForward(self.inner_dim, dtype=self.dtype_policy,
+                                        name="feed_forward")
+        self.feed_forward_residual = residual("feed_forward_residual")
+        self.self_attention.build(inputs_shape)
+        self.cross_attention.build(inputs_shape, memory_shape)
+        for layer in (self.self_attention_residual, self.cross_attention_residual,
+                      self.feed_forward, self.feed_forward_residual):
+            layer.build(inputs_shape)
+        self.built = True
+
+    def call(self, inputs, memory, padding_mask=None, memory_padding_mask=None, training=None,
+             return_attention_scores=False):
+        length = tf.shape(inputs)[1]
+        # Position t may see positions <= t only: training predicts every position at once and
+        # must not peek at the tokens it is asked to predict.
+        causal = masks_lib.causal_mask(length)  # [T, T]
+        normed = self.self_attention_residual.normalize_input(inputs)
+        attended, self_weights = self.self_attention(
+            normed, normed, padding_mask=padding_mask, attention_mask=causal,
+            return_attention_scores=True, training=training)  # [B, T, D], [B, N, T, T]
+        x = self.self_attention_residual(inputs, attended, training=training)
+        normed = self.cross_attention_residual.normalize_input(x)
+        attended, cross_weights = self.cross_attention(
+            normed, memory, padding_mask=memory_padding_mask, return_attention_scores=True,
+            training=training)  # [B, T, D], [B, N, T, S]
+        x = self.cross_attention_residual(x, attended, training=training)
+        transformed = self.feed_forward(self.feed_forward_residual.normalize_input(x),
+                                        training=training)
+        outputs = self.feed_forward_residual(x, transformed, training=training)  # [B, T, D]
+        if return_attention_scores:
+            return outputs, (self_weights, cross_weights)
+        return outputs
+
+    def init_cache(self, memory, max_length):
+        """Returns this layer's decoding cache for `memory` [B, S, D].
+
+        "self" holds room for `max_length` self-attention keys/values [B, C, N, H], filled one
+        step at a time; "cross" holds the encoder-decoder keys/values [B, S, N, H], computed
+        once here instead of at every step.
+        """
+        batch = tf.shape(memory)[0]
+        heads, head_size = self.num_heads, self.self_attention.key_dim
+        empty = tf.zeros([batch, max_length, heads, head_size], self.compute_dtype)  # [B, C, N, H]
+        cross_key, cross_value = self.cross_attention.project_key_value(memory)  # [B, S, N, H]
+        return {"self": {"key": empty, "value": empty},
+                "cross": {"key": cross_key, "value": cross_value}}
+
+    def decode_step(self, inputs, cache, step, memory_padding_mask=None):
+        """One incremental step: `inputs` [B, 1, D] at position `step` -> ([B, 1, D], cache)."""
+        cache_length = tf.shape(cache["self"]["key"])[1]
+        visible = masks_lib.causal_mask(tf.shape(inputs)[1], cache_length, offset=step)  # [1, C]
+        normed = self.self_attention_residual.normalize_input(inputs)
+        attended, self_cache = self.self_attention.call_cached(
+            normed, cache["self"], step=step, attention_mask=visible)  # [B, 1, D]
+        x = self.self_attention_residual(inputs, attended, training=False)
+        normed = self.cross_attention_residual.normalize_input(x)
+        attended, _ = self.cross_attention.call_cached(
+            normed, cache["cross"], padding_mask=memory_padding_mask)  # [B, 1, D]
+        x = self.cross_attention_residual(x, attended, training=False)
+        transformed = self.feed_forward(self.feed_forward_residual.normalize_input(x))
+        outputs = self.feed_forward_residual(x, transformed, training=False)  # [B, 1, D]
+        return outputs, {"self": self_cache, "cross": cache["cross"]}
+
+    def compute_output_shape(self, inputs_shape, memory_shape=None):
+        return inputs_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_heads": self.num_heads, "inner_dim": self.inner_dim,
+                       "dropout": self.dropout, "attention_dropout": self.attention_dropout,
+                       "norm_first": self.norm_first,
+                       "layer_norm_epsilon": self.layer_norm_epsilon})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class Decoder(keras.layers.Layer):
+    """A stack of `DecoderLayer`s over the embedded target (plus a final norm in pre-norm mode).
+
+    Args:
+        num_layers: int. Number of layers L.
+        num_heads, inner_dim, dropout, attention_dropout, norm_first, layer_norm_epsilon:
+            as in `DecoderLayer`.
+
+    Call arguments:
+        inputs: [B, T, D] embedded target prefix.
+        memory: [B, S, D] encoder output.
+        padding_mask: [B, T] bool or None.
+        memory_padding_mask: [B, S] bool or None.
+        training: bool.
+        return_attention_scores: bool, default False.
+
+    Returns:
+        [B, T, D] tensor, and if asked (self [B, L, N, T, T], cross [B, L, N, T, S]).
+    """
+
+    def __init__(self, num_layers, num_heads, inner_dim, dropout=0.0, attention_dropout=None,
+                 norm_first=False, layer_norm_epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        if num_layers <= 0:
+            raise ValueError(f"`num_layers` must be positive; received num_layers={num_layers}.")
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.inner_dim = inner_dim
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.norm_first = norm_first
+        self.layer_norm_epsilon = layer_norm_epsilon
+        DecoderLayer(num_heads, inner_dim, dropout, attention_dropout)
+
+    def build(self, inputs_shape, memory_shape=None):
+        self.decoder_layers = [
+            DecoderLayer(self.num_heads, self.inner_dim, self.dropout, self.attention_dropout,
+                         self.norm_first, self.layer_norm_epsilon, dtype=self.dtype_policy,
+                         name=f"layer_{i}")
+            for i in range(self.num_layers)]
+        for layer in self.decoder_layers:
+            layer.build(inputs_shape, memory_shape)
+        self.final_norm = None
+        if self.norm_first:
+            self.final_norm = keras.layers.LayerNormalization(
+                epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm")
+            self.final_norm.build(inputs_shape)
+        self.built = True
+
+    def call(self, inputs, memory, padding_mask=None, memory_padding_mask=None, training=None,
+             return_attention_scores=False):
+        x = inputs
+        self_weights, cross_weights = [], []
+        for layer in self.decoder_layers:
+            x, (self_w, cross_w) = layer(
+                x, memory, padding_mask=padding_mask, memory_padding_mask=memory_padding_mask,
+                training=training, return_attention_scores=True)
+            self_weights.append(self_w)
+            cross_weights.append(cross_w)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        if return_attention_scores:
+            return x, (tf.stack(self_weights, axis=1),  # [B, L, N, T, T]
+                       tf.stack(cross_weights, axis=1))  # [B, L, N, T, S]
+        return x
+
+    def init_cache(self, memory, max_length):
+        """Returns the decoding cache: a list with one `DecoderLayer.init_cache` per layer."""
+        return [layer.init_cache(memory, max_length) for layer in self.decoder_layers]
+
+    def decode_step(self, inputs, cache, step, memory_padding_mask=None):
+        """One incremental step over all layers: [B, 1, D] -> ([B, 1, D], cache)."""
+        x = inputs
+        new_cache = []
+        for layer, layer_cache in zip(self.decoder_layers, cache):
+            x, layer_cache = layer.decode_step(x, layer_cache, step, memory_padding_mask)
+            new_cache.append(layer_cache)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x, new_cache
+
+    def compute_output_shape(self, inputs_shape, memory_shape=None):
+        return inputs_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_layers": self.num_layers, "num_heads": self.num_heads,
+                       "inner_dim": self.inner_dim, "dropout": self.dropout,
+                       "attention_dropout": self.attention_dropout,
+                       "norm_first": self.norm_first,
+                       "layer_norm_epsilon": self.layer_norm_epsilon})
+        return config

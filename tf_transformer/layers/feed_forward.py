@@ -1,0 +1,64 @@
+"""Position-wise feed-forward network (section 3.3): max(0, xW1 + b1)W2 + b2."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class FeedForward(keras.layers.Layer):
+    """Two linear maps with a ReLU between them, applied to every position alike.
+
+    Args:
+        inner_dim: int. Inner width d_ff.
+        dropout: float, default 0.0. Dropout after the ReLU.
+        activation: str, default "relu".
+        kernel_initializer: initializer, default "glorot_uniform".
+
+    Call arguments:
+        inputs: [B, T, D] tensor.
+        training: bool.
+
+    Returns:
+        [B, T, D] tensor.
+
+    References:
+        Vaswani et al., 2017, section 3.3.
+    """
+
+    def __init__(self, inner_dim, dropout=0.0, activation="relu",
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if inner_dim <= 0:
+            raise ValueError(f"`inner_dim` must be positive; received inner_dim={inner_dim}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1); received dropout={dropout}.")
+        self.inner_dim = inner_dim
+        self.dropout = dropout
+        self.activation = activation
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, inputs_shape):
+        init = self.kernel_initializer
+        self.inner = keras.layers.Dense(
+            self.inner_dim, activation=self.activation, dtype=self.dtype_policy, name="inner",
+            kernel_initializer=init.__class__.from_config(init.get_config()))
+        self.outer = keras.layers.Dense(
+            inputs_shape[-1], dtype=self.dtype_policy, name="outer",
+            kernel_initializer=init.__class__.from_config(init.get_config()))
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.inner.build(inputs_shape)
+        self.outer.build(tuple(inputs_shape[:-1]) + (self.inner_dim,))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        hidden = self.dropout_layer(self.inner(inputs), training=training)  # [B, T, d_ff]
+        return self.outer(hidden)  # [B, T, D]
+
+    def compute_output_shape(self, inputs_shape):
+        return inputs_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"inner_dim": self.inner_dim, "dropout": self.dropout,
+                       "activation": self.activation,
+                       "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)})
+        return config

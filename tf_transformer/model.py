@@ -1,0 +1,199 @@
+"""The encoder-decoder Transformer as a Keras model.
+
+Shape letters: B batch, S source length, T target length, D model width, V target vocabulary,
+L layers, N heads, C cache length.
+"""
+
+import keras
+import tensorflow as tf
+
+from tf_transformer.config import TransformerConfig
+from tf_transformer.layers import masks as masks_lib
+from tf_transformer.layers.decoder import Decoder
+from tf_transformer.layers.embedding import TokenEmbedding
+from tf_transformer.layers.encoder import Encoder
+from tf_transformer.layers.position import LearnedPositionEmbedding, SinusoidalPositionEncoding
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class Transformer(keras.Model):
+    """The Transformer of "Attention Is All You Need": encoder, decoder and output projection.
+
+    Padding id 0 is masked everywhere: padded source tokens get no attention, and the decoder
+    self-attention is causal.
+
+    Args:
+        config: `TransformerConfig` (or its dict form). The hyperparameters.
+        **kwargs: passed to `keras.Model` (`name`, `dtype`: a dtype policy such as
+            "mixed_bfloat16" or "mixed_float16" for mixed precision).
+
+    Call arguments:
+        inputs: tuple (source_ids [B, S], target_input_ids [B, T]) of int tensors; the target
+            input starts with START and is the target shifted right.
+        training: bool.
+
+    Returns:
+        Logits [B, T, V], float32 whatever the compute dtype.
+
+    References:
+        Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(config, dict):
+            config = TransformerConfig.from_dict(config)
+        if not isinstance(config, TransformerConfig):
+            raise ValueError(f"`config` must be a TransformerConfig or a dict; received {config!r}.")
+        self.transformer_config = config
+        c, policy = config, self.dtype_policy
+        self.source_embedding = TokenEmbedding(
+            c.source_vocab_size, c.d_model, dtype=policy,
+            name="shared_embedding" if c.share_embeddings else "source_embedding")
+        self.target_embedding = self.source_embedding if c.share_embeddings else TokenEmbedding(
+            c.target_vocab_size, c.d_model, dtype=policy, name="target_embedding")
+        self.source_position = self._position_layer("source_position")
+        self.target_position = self._position_layer("target_position")
+        self.embedding_dropout = keras.layers.Dropout(c.dropout, dtype=policy)
+        stack_args = dict(num_layers=None, num_heads=c.num_heads, inner_dim=c.d_ff,
+                          dropout=c.dropout, attention_dropout=c.attention_dropout,
+                          norm_first=c.norm_first, layer_norm_epsilon=c.layer_norm_epsilon,
+                          dtype=policy)
+        self.encoder = Encoder(**(stack_args | {"num_layers": c.num_encoder_layers}),
+                               name="encoder")
+        self.decoder = Decoder(**(stack_args | {"num_layers": c.num_decoder_layers}),
+                               name="decoder")
+        self.output_projection = None if c.tie_output else keras.layers.Dense(
+            c.target_vocab_size, dtype=policy, name="output_projection")
+        self.build()
+
+    def _position_layer(self, name):
+        c = self.transformer_config
+        if c.position_encoding == "learned":
+            return LearnedPositionEmbedding(c.max_length, dtype=self.dtype_policy, name=name)
+        return SinusoidalPositionEncoding(c.max_length, variant=c.position_encoding,
+                                          dtype=self.dtype_policy, name=name)
+
+    def build(self, input_shape=None):
+        # Build every sublayer now so that weights exist before the first call: restoring a
+        # checkpoint and exporting a SavedModel rely on it.
+        width = self.transformer_config.d_model
+        hidden = (None, None, width)
+        self.source_embedding.build()
+        if not self.target_embedding.built:  # shared with the source
+            self.target_embedding.build()
+        self.source_position.build(hidden)
+        self.target_position.build(hidden)
+        self.encoder.build(hidden)
+        self.decoder.build(hidden, hidden)
+        if self.output_projection is not None:
+            self.output_projection.build(hidden)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        source_ids, target_ids = inputs
+        memory = self.encode(source_ids, training=training)  # [B, S, D]
+        hidden = self.decoder(
+            self._embed(self.target_embedding, self.target_position, target_ids, training),
+            memory, padding_mask=masks_lib.padding_mask(target_ids),
+            memory_padding_mask=masks_lib.padding_mask(source_ids),
+            training=training)  # [B, T, D]
+        return self._logits(hidden)  # [B, T, V]
+
+    def _embed(self, embedding, position, token_ids, training, start_index=0):
+        vectors = embedding(token_ids)  # [B, T, D]
+        vectors = vectors + position(vectors, start_index=start_index)  # [B, T, D]
+        return self.embedding_dropout(vectors, training=training)
+
+    def _logits(self, hidden):
+        if self.output_projection is None:
+            logits = self.target_embedding.logits(hidden)  # [B, T, V]
+        else:
+            logits = self.output_projection(hidden)  # [B, T, V]
+        # Softmax and loss in float32: bf16/fp16 logits lose the small probabilities.
+        return tf.cast(logits, tf.float32)
+
+    def encode(self, source_ids, training=False):
+        """Runs the encoder: source ids [B, S] -> memory [B, S, D]."""
+        self._check_length(source_ids, "source")
+        return self.encoder(
+            self._embed(self.source_embedding, self.source_position, source_ids, training),
+            padding_mask=masks_lib.padding_mask(source_ids), training=training)  # [B, S, D]
+
+    def _check_length(self, token_ids, what):
+        tf.debugging.assert_less_equal(
+            tf.shape(token_ids)[1], self.transformer_config.max_length,
+            message=f"The {what} sequence is longer than the model's max_length="
+                    f"{self.transformer_config.max_length}; truncate it first.")
+
+    def init_cache(self, memory, source_ids, max_length):
+        """Returns the incremental decoding cache for `memory` [B, S, D].
+
+        Args:
+            memory: [B, S, D] encoder output of `source_ids`.
+            source_ids: [B, S] int tensor; its padding is masked in encoder-decoder attention.
+            max_length: int. Room for this many decoding steps (at most config.max_length).
+
+        Returns:
+            A nested dict of tensors, each with the batch as its first axis (so beam search can
+            tile and reorder it with `tf.nest.map_structure`).
+        """
+        if isinstance(max_length, int) and max_length > self.transformer_config.max_length:
+            raise ValueError(f"`max_length`={max_length} exceeds the model's max_length="
+                             f"{self.transformer_config.max_length}.")
+        return {"layers": self.decoder.init_cache(memory, max_length),
+                "memory_padding_mask": masks_lib.padding_mask(source_ids)}  # [B, S]
+
+    def decode_step(self, token_ids, step, cache):
+        """Decodes one position from the cache.
+
+        Args:
+            token_ids: [B] int tensor, the tokens at position `step` (START at step 0).
+            step: int32 scalar, the position of `token_ids`.
+            cache: from `init_cache` or the previous `decode_step`.
+
+        Returns:
+            (logits [B, V] float32 for position step + 1, updated cache).
+        """
+        embedded = self._embed(self.target_embedding, self.target_position, token_ids[:, None],
+                               training=False, start_index=step)  # [B, 1, D]
+        hidden, layers = self.decoder.decode_step(embedded, cache["layers"], step,
+                                                  cache["memory_padding_mask"])  # [B, 1, D]
+        new_cache = {"layers": layers, "memory_padding_mask": cache["memory_padding_mask"]}
+        return self._logits(hidden)[:, 0], new_cache  # [B, V]
+
+    def attention_maps(self, source_ids, target_ids):
+        """Attention weights of every layer and head, for inspection.
+
+        Args:
+            source_ids: [B, S] int tensor.
+            target_ids: [B, T] int tensor (the decoder input: START + target prefix).
+
+        Returns:
+            dict of float32 tensors: "encoder_self" [B, L, N, S, S], "decoder_self"
+            [B, L, N, T, T], "cross" [B, L, N, T, S], and "logits" [B, T, V].
+        """
+        memory, encoder_self = self.encoder(
+            self._embed(self.source_embedding, self.source_position, source_ids, False),
+            padding_mask=masks_lib.padding_mask(source_ids), training=False,
+            return_attention_scores=True)
+        hidden, (decoder_self, cross) = self.decoder(
+            self._embed(self.target_embedding, self.target_position, target_ids, False),
+            memory, padding_mask=masks_lib.padding_mask(target_ids),
+            memory_padding_mask=masks_lib.padding_mask(source_ids), training=False,
+            return_attention_scores=True)
+        return {"encoder_self": encoder_self, "decoder_self": decoder_self, "cross": cross,
+                "logits": self._logits(hidden)}
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+                "config": self.transformer_config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        dtype = config.pop("dtype", None)
+        if isinstance(dtype, dict):
+            dtype = keras.dtype_policies.deserialize(dtype)
+        return cls(dtype=dtype, **config)
