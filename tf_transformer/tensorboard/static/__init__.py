@@ -1,0 +1,1 @@
+"""Static frontend files of the Attention dashboard (package data)."""
