@@ -93,12 +93,7 @@ class Transformer(keras.Model):
     def call(self, inputs, training=None):
         source_ids, target_ids = inputs
         memory = self.encode(source_ids, training=training)  # [B, S, D]
-        hidden = self.decoder(
-            self._embed(self.target_embedding, self.target_position, target_ids, training),
-            memory, padding_mask=masks_lib.padding_mask(target_ids),
-            memory_padding_mask=masks_lib.padding_mask(source_ids),
-            training=training)  # [B, T, D]
-        return self._logits(hidden)  # [B, T, V]
+        return self.decode(target_ids, memory, source_ids, training=training)  # [B, T, V]
 
     def _embed(self, embedding, position, token_ids, training, start_index=0):
         vectors = embedding(token_ids)  # [B, T, D]
@@ -119,6 +114,23 @@ class Transformer(keras.Model):
         return self.encoder(
             self._embed(self.source_embedding, self.source_position, source_ids, training),
             padding_mask=masks_lib.padding_mask(source_ids), training=training)  # [B, S, D]
+
+    def decode(self, target_ids, memory, source_ids, training=False):
+        """Runs the decoder on a whole target prefix: [B, T] -> logits [B, T, V] float32.
+
+        Args:
+            target_ids: [B, T] int tensor, START followed by the target prefix.
+            memory: [B, S, D] encoder output of `source_ids`.
+            source_ids: [B, S] int tensor, for the source padding mask.
+            training: bool.
+        """
+        self._check_length(target_ids, "target")
+        hidden = self.decoder(
+            self._embed(self.target_embedding, self.target_position, target_ids, training),
+            memory, padding_mask=masks_lib.padding_mask(target_ids),
+            memory_padding_mask=masks_lib.padding_mask(source_ids),
+            training=training)  # [B, T, D]
+        return self._logits(hidden)  # [B, T, V]
 
     def _check_length(self, token_ids, what):
         tf.debugging.assert_less_equal(
