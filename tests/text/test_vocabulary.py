@@ -1,0 +1,61 @@
+"""Tests of vocabulary training and TokenizerPair."""
+
+import pytest
+import tensorflow as tf
+
+from tests.text.conftest import anki_pairs
+from tf_transformer.text import (
+    TokenizerPair, load_or_train_tokenizers, train_subword_tokenizer, train_tokenizers,
+)
+
+
+def test_shared_pair_is_one_object(shared_pair, tmp_path):
+    assert shared_pair.shared
+    assert shared_pair.source is shared_pair.target
+    shared_pair.save(tmp_path)
+    loaded = TokenizerPair.load(tmp_path)
+    assert loaded.shared
+    strings = tf.constant(["Hola.", "Hello."])
+    assert loaded.target.tokenize(strings).to_list() == (
+        shared_pair.target.tokenize(strings).to_list()
+    )
+
+
+def test_separate_vocabularies_from_dataset(tmp_path):
+    pairs = anki_pairs("train", 2000)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        ([english for english, _ in pairs], [spanish for _, spanish in pairs])
+    )
+    pair = train_tokenizers(
+        dataset, tmp_path, vocab_size=500, shared=False, target_vocab_size=700
+    )
+    assert not pair.shared
+    assert (pair.source.vocab_size, pair.target.vocab_size) == (500, 700)
+    # Each vocabulary saw only its own language: "ñ" is unknown to the English one.
+    unk_in_english = pair.source.tokenize(tf.constant(["mañana"])).to_list()[0]
+    unk_in_spanish = pair.target.tokenize(tf.constant(["mañana"])).to_list()[0]
+    assert 1 in unk_in_english and 1 not in unk_in_spanish
+    loaded = TokenizerPair.load(tmp_path)
+    assert not loaded.shared and loaded.target.vocab_size == 700
+
+
+def test_load_or_train_reuses_saved_vocabulary(tmp_path):
+    pairs = anki_pairs("train", 500)
+    first = load_or_train_tokenizers(tmp_path, pairs, vocab_size=200)
+    second = load_or_train_tokenizers(tmp_path, None)  # Nothing to train on: must load.
+    strings = tf.constant(["Tom is here."])
+    assert second.source.tokenize(strings).to_list() == first.source.tokenize(strings).to_list()
+
+
+def test_bad_arguments(tmp_path):
+    sentences = ["a b c", "d e f"]
+    with pytest.raises(ValueError, match="vocab_size=5000"):
+        train_subword_tokenizer(sentences, tmp_path, vocab_size=5000)
+    with pytest.raises(ValueError, match="'wordpiece'"):
+        train_subword_tokenizer(sentences, tmp_path, model_type="wordpiece")
+    with pytest.raises(ValueError, match="vocab_size must be"):
+        train_subword_tokenizer(sentences, tmp_path, vocab_size=3)
+    with pytest.raises(ValueError, match="No non-empty sentences"):
+        train_subword_tokenizer(["", "  "], tmp_path, vocab_size=10)
+    with pytest.raises(ValueError, match="target_vocab_size=300 needs shared=False"):
+        train_tokenizers([("a", "b")], tmp_path, vocab_size=200, target_vocab_size=300)
