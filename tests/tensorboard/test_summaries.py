@@ -7,9 +7,14 @@ import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.backend.event_processing import data_provider
+from tensorboard.backend.event_processing import plugin_event_multiplexer
+from tensorboard.plugins import base_plugin
 from tensorboard.plugins import projector
+from tensorboard.plugins.projector import projector_plugin
 from tensorboard.plugins.text import metadata as text_metadata
 from tensorboard.util import tensor_util
+from werkzeug import test as werkzeug_test
 
 from tests.tensorboard.conftest import NUM_HEADS
 from tests.tensorboard.conftest import NUM_LAYERS
@@ -152,10 +157,35 @@ def test_embeddings_for_projector(tmp_path):
 
     config = text_format.Parse(open(config_path).read(), projector.ProjectorConfig())
     (embedding,) = config.embeddings
-    checkpoint = tf.train.load_checkpoint(str(tmp_path / config.model_checkpoint_path))
+    checkpoint = tf.train.load_checkpoint(str(tmp_path))
     np.testing.assert_array_equal(checkpoint.get_tensor(embedding.tensor_name), matrix)
     lines = (tmp_path / embedding.metadata_path).read_text(encoding="utf-8").splitlines()
     assert lines == ["<pad>", "<unk>", "<s>", "</s>", "▁dog", "tab\\there"]
+
+
+def test_embeddings_served_by_projector_plugin(tmp_path):
+    source = np.arange(6, dtype=np.float32).reshape(3, 2)
+    target = -np.arange(8, dtype=np.float32).reshape(4, 2)
+    summaries.write_embeddings(str(tmp_path), source, ["a", "b", "c"], name="source_embedding")
+    summaries.write_embeddings(str(tmp_path), target, ["w", "x", "y", "z"], name="target_embedding")
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(tmp_path))
+    plugin = projector_plugin.ProjectorPlugin(
+        base_plugin.TBContext(logdir=str(tmp_path), data_provider=provider)
+    )
+    client = werkzeug_test.Client(plugin.get_plugin_apps()["/tensor"])
+    for name, matrix, tokens in (("source_embedding", source, "a\nb\nc\n"),
+                                 ("target_embedding", target, "w\nx\ny\nz\n")):
+        tensor_name = f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
+        response = client.get("/tensor", query_string={"run": ".", "name": tensor_name})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        served = np.frombuffer(response.get_data(), dtype=np.float32).reshape(matrix.shape)
+        np.testing.assert_array_equal(served, matrix)
+        metadata = werkzeug_test.Client(plugin.get_plugin_apps()["/metadata"]).get(
+            "/metadata", query_string={"run": ".", "name": tensor_name}
+        )
+        assert metadata.get_data(as_text=True) == tokens
 
 
 def test_without_default_writer_nothing_is_written():

@@ -30,7 +30,7 @@ Written once per run:
 | what | where |
 |---|---|
 | `position_encoding` image summary | the positional encoding matrix, positions x dimensions |
-| `write_embeddings(logdir, ...)` files | `embedding.ckpt-1.*` (variable `embedding`), `metadata.tsv`, `projector_config.pbtxt` for the Projector dashboard |
+| `write_embeddings(logdir, ...)` files | `embeddings-N.*` + `checkpoint` (one variable per embedding name), `{name}_metadata.tsv`, `projector_config.pbtxt`, for the Projector dashboard |
 """
 
 import json
@@ -65,10 +65,8 @@ KIND_AXES = {
     "cross": (TARGET_TOKENS, SOURCE_TOKENS),
 }
 
-EMBEDDING_CHECKPOINT = "embedding.ckpt"
-EMBEDDING_METADATA = "metadata.tsv"
-# Name of the variable inside the object-based checkpoint written by `tf.train.Checkpoint`.
-EMBEDDING_TENSOR_NAME = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
+EMBEDDING_CHECKPOINT = "embeddings"
+PROJECTOR_CONFIG = "projector_config.pbtxt"
 
 _PROBE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 _HEADS_PER_ROW = 4
@@ -195,6 +193,8 @@ def write_attention(
                     query_tokens=tokens[query_field],
                     key_tokens=tokens[key_field],
                     title=f"{probe}: {kind} layer {layer}",
+                    query_label=query_field.split("_")[0],
+                    key_label=key_field.split("_")[0],
                 )
                 tf.summary.image(heatmap_tag(probe, kind, layer), image[np.newaxis], step=step)
     return True
@@ -233,24 +233,29 @@ def write_position_encoding(matrix, step=0, tag="position_encoding"):
     return bool(tf.summary.image(tag, _render(figure)[np.newaxis], step=step))
 
 
-def write_embeddings(logdir, embedding_matrix, vocabulary):
+def write_embeddings(logdir, embedding_matrix, vocabulary, name="token_embedding"):
     """Writes token embeddings for TensorBoard's Projector dashboard.
 
-    Writes a checkpoint holding the matrix as variable `embedding`, `metadata.tsv` with one
-    token per line (row order) and `projector_config.pbtxt` linking them. The Projector shows
-    `logdir` as a run; write source and target embeddings of unshared vocabularies into two
-    directories.
+    Writes a checkpoint holding the matrix as variable `name`, `{name}_metadata.tsv` with one
+    token per line (row order) and `projector_config.pbtxt` linking them. Calling again with
+    another `name` (say source and target embeddings of unshared vocabularies) adds that
+    embedding and keeps the others; the same `name` replaces it.
+
+    The Projector looks for `projector_config.pbtxt` in the logdir root and in run directories
+    (folders with event files), so pass one of those.
 
     Args:
-        logdir: str, directory to write into (created if missing).
+        logdir: str, the TensorBoard logdir root or a run directory (created if missing).
         embedding_matrix: float array `[V, D]`.
         vocabulary: sequence of str `[V]`, the token of each row.
+        name: str, default `"token_embedding"`; letters, digits, `_`, `.` and `-` only.
 
     Returns:
         str, the path of `projector_config.pbtxt`.
 
     Raises:
-        ValueError: if the matrix is not 2-D or its row count differs from the vocabulary size.
+        ValueError: if the matrix is not 2-D, its row count differs from the vocabulary size,
+            or `name` is not a valid identifier.
     """
     embedding_matrix = np.asarray(embedding_matrix, dtype=np.float32)
     vocabulary = [_as_text(token) for token in vocabulary]
@@ -261,26 +266,55 @@ def write_embeddings(logdir, embedding_matrix, vocabulary):
             f"Embedding matrix has {embedding_matrix.shape[0]} rows but the vocabulary has "
             f"{len(vocabulary)} tokens."
         )
+    if not _PROBE_PATTERN.match(name):
+        raise ValueError(
+            f"Embedding names may hold only letters, digits, '_', '.' and '-', got {name!r}."
+        )
     tf.io.gfile.makedirs(logdir)
-    with tf.io.gfile.GFile(os.path.join(logdir, EMBEDDING_METADATA), "w") as file:
+    config_path = os.path.join(logdir, PROJECTOR_CONFIG)
+
+    # Keep the embeddings written by earlier calls: read them back from their checkpoint.
+    config = projector.ProjectorConfig()
+    matrices = {}
+    if tf.io.gfile.exists(config_path):
+        with tf.io.gfile.GFile(config_path) as file:
+            text_format.Parse(file.read(), config)
+        reader = tf.train.load_checkpoint(logdir)
+        for embedding in config.embeddings:
+            matrices[embedding.tensor_name.split("/")[0]] = reader.get_tensor(embedding.tensor_name)
+    matrices[name] = embedding_matrix
+
+    metadata_path = f"{name}_metadata.tsv"
+    with tf.io.gfile.GFile(os.path.join(logdir, metadata_path), "w") as file:
         # A single-column metadata file has no header row; escape what would break the TSV.
         for token in vocabulary:
             file.write(token.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n") + "\n")
-    checkpoint = tf.train.Checkpoint(embedding=tf.Variable(embedding_matrix, name="embedding"))
-    checkpoint_path = checkpoint.save(os.path.join(logdir, EMBEDDING_CHECKPOINT))
+    checkpoint = tf.train.Checkpoint(
+        **{key: tf.Variable(value, name=key) for key, value in matrices.items()}
+    )
+    # The Projector finds the checkpoint through the `checkpoint` state file in `logdir` (it
+    # would resolve a relative `model_checkpoint_path` against its working directory).
+    tf.train.CheckpointManager(
+        checkpoint, logdir, max_to_keep=1, checkpoint_name=EMBEDDING_CHECKPOINT
+    ).save()
 
+    metadata_paths = {
+        embedding.tensor_name.split("/")[0]: embedding.metadata_path
+        for embedding in config.embeddings
+    }
+    metadata_paths[name] = metadata_path
     config = projector.ProjectorConfig()
-    config.model_checkpoint_path = os.path.basename(checkpoint_path)
-    embedding = config.embeddings.add()
-    embedding.tensor_name = EMBEDDING_TENSOR_NAME
-    embedding.metadata_path = EMBEDDING_METADATA
-    config_path = os.path.join(logdir, "projector_config.pbtxt")
+    for key, path in metadata_paths.items():
+        # Object-based checkpoints store variable `key` of the Checkpoint under this name.
+        config.embeddings.add(tensor_name=f"{key}/.ATTRIBUTES/VARIABLE_VALUE", metadata_path=path)
     with tf.io.gfile.GFile(config_path, "w") as file:
         file.write(text_format.MessageToString(config))
     return config_path
 
 
-def attention_heatmap(weights, query_tokens, key_tokens, title=""):
+def attention_heatmap(
+    weights, query_tokens, key_tokens, title="", query_label="query", key_label="key"
+):
     """Renders all heads of one layer as a grid of heatmaps with the tokens on the axes.
 
     Args:
@@ -288,6 +322,8 @@ def attention_heatmap(weights, query_tokens, key_tokens, title=""):
         query_tokens: sequence of str `[Tq]`, shown down the rows.
         key_tokens: sequence of str `[Tk]`, shown along the columns.
         title: str, the figure title.
+        query_label: str, default "query", the label of the row axis.
+        key_label: str, default "key", the label of the column axis.
 
     Returns:
         uint8 array `[height, width, 3]`, the RGB image.
@@ -319,6 +355,8 @@ def attention_heatmap(weights, query_tokens, key_tokens, title=""):
         axes.set_title(f"head {head}", fontsize=8)
         axes.set_xticks(range(num_keys), key_labels, rotation=90, fontsize=7)
         axes.set_yticks(range(num_queries), query_labels, fontsize=7)
+    figure.supylabel(f"{query_label} (attends)", fontsize=8)
+    figure.supxlabel(f"{key_label} (attended to)", fontsize=8)
     figure.colorbar(image, ax=grid.ravel().tolist(), shrink=0.6)
     return _render(figure)
 
