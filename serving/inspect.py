@@ -89,9 +89,11 @@ def run_attention(export_dir, sentences):
     for index in range(len(sentences)):
         source_length = int(outputs["source_length"][index])
         target_length = int(outputs["target_length"][index])
-        lengths = {"encoder_self": (source_length, source_length),
-                   "decoder_self": (target_length, target_length),
-                   "cross": (target_length, source_length)}
+        lengths = {
+            "encoder_self": (source_length, source_length),
+            "decoder_self": (target_length, target_length),
+            "cross": (target_length, source_length),
+        }
         attention = {}
         for kind, name in ATTENTION_OUTPUTS.items():
             queries, keys = lengths[kind]
@@ -164,7 +166,8 @@ def main(argv=None):
         parser.error(str(error))
     for index, result in enumerate(results):
         print(f"sentence_{index}: {args.sentences[index]!r} -> {result['translation']!r}")
-    print(f"Wrote attention summaries to {args.logdir}; view with: tensorboard --logdir {args.logdir}")
+    print(f"Wrote attention summaries to {args.logdir}.")
+    print(f"View them with: tensorboard --logdir {args.logdir}")
     return 0
 
 

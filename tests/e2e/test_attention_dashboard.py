@@ -52,9 +52,8 @@ CHROMIUM_FLAGS = (
 )
 TIMEOUT = 90
 
-SOURCE = ["▁The", "▁animal", "▁didn", "'", "t", "▁cross", "▁the", "▁street", "▁because", "▁it",
-          "▁was", "▁too", "▁tired", "."]
-TARGET = ["<s>", "▁L", "'", "animal", "▁n", "'", "a", "▁pas", "▁traversé", "▁la", "▁rue", "."]
+SOURCE = "▁The ▁animal ▁didn ' t ▁cross ▁the ▁street ▁because ▁it ▁was ▁too ▁tired .".split()
+TARGET = "<s> ▁L ' animal ▁n ' a ▁pas ▁traversé ▁la ▁rue .".split()
 IT, ANIMAL, TIRED = SOURCE.index("▁it"), SOURCE.index("▁animal"), SOURCE.index("▁tired")
 NUM_LAYERS, NUM_HEADS = 2, 4
 
@@ -65,12 +64,16 @@ def softmax(scores):
 
 
 def illustrated_attention(seed=0):
-    """Random attention, except that in layer 1 "it" attends to "animal" (head 0), "tired" (head 1)."""
+    """Random attention, except that in layer 1 "it" attends to "animal" (head 0), "tired" (1)."""
     rng = np.random.default_rng(seed)
-    sizes = {"encoder_self": (len(SOURCE), len(SOURCE)),
-             "decoder_self": (len(TARGET), len(TARGET)),
-             "cross": (len(TARGET), len(SOURCE))}
-    scores = {kind: rng.normal(size=(NUM_LAYERS, NUM_HEADS) + size) for kind, size in sizes.items()}
+    sizes = {
+        "encoder_self": (len(SOURCE), len(SOURCE)),
+        "decoder_self": (len(TARGET), len(TARGET)),
+        "cross": (len(TARGET), len(SOURCE)),
+    }
+    scores = {
+        kind: rng.normal(size=(NUM_LAYERS, NUM_HEADS) + size) for kind, size in sizes.items()
+    }
     scores["encoder_self"][1, 0, IT, ANIMAL] = 6.0
     scores["encoder_self"][1, 1, IT, TIRED] = 6.0
     causal = np.tril(np.ones((len(TARGET), len(TARGET)), dtype=bool))
@@ -133,7 +136,7 @@ def driver(tmp_path_factory):
         pytest.fail("selenium is missing: pip install -e '.[e2e]' (tests/e2e/run.sh does).")
     for path in (CHROMIUM, CHROMEDRIVER):
         if not os.path.exists(path):
-            pytest.fail(f"{path} is missing; tests/e2e/run.sh installs chromium and chromium-driver.")
+            pytest.fail(f"{path} is missing; tests/e2e/run.sh installs chromium, chromium-driver.")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
@@ -181,7 +184,8 @@ def test_attention_tab_renders_tokens_and_hover(driver, tensorboard_url, artifac
 
     it_token = driver.find_elements(By.CSS_SELECTOR, "svg.tokens g.token.query")[IT]
     ActionChains(driver).move_to_element(it_token).perform()
-    wait.until(lambda d: "focus" in d.find_element(By.CSS_SELECTOR, "svg.tokens").get_attribute("class"))
+    token_svg = driver.find_element(By.CSS_SELECTOR, "svg.tokens")
+    wait.until(lambda d: "focus" in token_svg.get_attribute("class"))
     active = driver.find_elements(By.CSS_SELECTOR, "svg.tokens line.active")
     assert active and {line.get_attribute("data-q") for line in active} == {str(IT)}
     # The strongest line of head 0 goes to "animal", of head 1 to "tired".

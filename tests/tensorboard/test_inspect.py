@@ -44,7 +44,8 @@ class FakeAttentionModel(tf.Module):
             queries = tf.range(num_queries, dtype=tf.float32)[:, None]  # [Tq, 1]
             keys = tf.range(num_keys, dtype=tf.float32)[None, :]  # [1, Tk]
             heads = tf.range(NUM_HEADS, dtype=tf.float32)[:, None, None]  # [N, 1, 1]
-            layers = tf.range(1, NUM_LAYERS + 1, dtype=tf.float32)[:, None, None, None]  # [L, 1, 1, 1]
+            layers = tf.range(1, NUM_LAYERS + 1, dtype=tf.float32)
+            layers = layers[:, None, None, None]  # [L, 1, 1, 1]
             scores = -layers * tf.abs(queries - heads - keys)  # [L, N, Tq, Tk]
             may_attend = keys[None] < tf.cast(key_length, tf.float32)[:, None, None]  # [B, 1, Tk]
             if causal:
@@ -72,7 +73,9 @@ def export_base(tmp_path_factory):
     base = tmp_path_factory.mktemp("exports") / "translator"
     model = FakeAttentionModel()
     for version in (1, 2):
-        tf.saved_model.save(model, str(base / str(version)), signatures={"attention": model.attention})
+        tf.saved_model.save(
+            model, str(base / str(version)), signatures={"attention": model.attention}
+        )
     return str(base)
 
 
@@ -162,7 +165,9 @@ def test_export_without_attention_signature_is_rejected(tmp_path):
     module = tf.Module()
     module.identity = tf.function(lambda text: {"text": text},
                                   input_signature=[tf.TensorSpec([None], tf.string)])
-    tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.identity})
+    tf.saved_model.save(
+        module, str(tmp_path / "1"), signatures={"serving_default": module.identity}
+    )
     with pytest.raises(ValueError, match="has no 'attention' signature"):
         inspect.run_attention(str(tmp_path), ["hello"])
 

@@ -109,7 +109,8 @@ def test_heatmap_images_one_grid_per_kind_and_layer(tmp_path):
         summaries.write_attention(3, "probe_0", source, target, attention, images=True)
     accumulator = load(tmp_path)
 
-    image_tags = {tag for tag in accumulator.Tags()["tensors"] if tag.startswith("attention_heatmaps/")}
+    tags = accumulator.Tags()["tensors"]
+    image_tags = {tag for tag in tags if tag.startswith("attention_heatmaps/")}
     assert image_tags == {
         f"attention_heatmaps/probe_0/{kind}/layer_{layer}"
         for kind in summaries.KINDS

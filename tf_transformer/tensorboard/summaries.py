@@ -12,7 +12,7 @@ Tags written by `write_attention` for a probe sentence `{probe}` at a step:
 | tag | dashboard | value |
 |---|---|---|
 | `attention/{probe}/source_tokens` | Attention | string tensor `[S]` |
-| `attention/{probe}/target_tokens` | Attention | string tensor `[T]` (decoder input: `<s>` + translation) |
+| `attention/{probe}/target_tokens` | Attention | string tensor `[T]`, decoder input tokens |
 | `attention/{probe}/encoder_self` | Attention | float32 tensor `[L, N, S, S]` |
 | `attention/{probe}/decoder_self` | Attention | float32 tensor `[L, N, T, T]` |
 | `attention/{probe}/cross` | Attention | float32 tensor `[L, N, T, S]` |
@@ -27,10 +27,10 @@ key token, so each row sums to 1.
 
 Written once per run:
 
-| what | where |
-|---|---|
-| `position_encoding` image summary | the positional encoding matrix, positions x dimensions |
-| `write_embeddings(logdir, ...)` files | `embeddings-N.*` + `checkpoint` (one variable per embedding name), `{name}_metadata.tsv`, `projector_config.pbtxt`, for the Projector dashboard |
+- `position_encoding`: image summary of the positional encoding matrix, positions x dimensions.
+- `write_embeddings(logdir, ...)`: for the Projector dashboard, a checkpoint (`embeddings-1.*`
+  and its `checkpoint` state file) with one variable per embedding name, `{name}_metadata.tsv`
+  and `projector_config.pbtxt`.
 """
 
 import json
@@ -260,7 +260,9 @@ def write_embeddings(logdir, embedding_matrix, vocabulary, name="token_embedding
     embedding_matrix = np.asarray(embedding_matrix, dtype=np.float32)
     vocabulary = [_as_text(token) for token in vocabulary]
     if embedding_matrix.ndim != 2:
-        raise ValueError(f"Expected an embedding matrix [V, D], got shape {embedding_matrix.shape}.")
+        raise ValueError(
+            f"Expected an embedding matrix [V, D], got shape {embedding_matrix.shape}."
+        )
     if embedding_matrix.shape[0] != len(vocabulary):
         raise ValueError(
             f"Embedding matrix has {embedding_matrix.shape[0]} rows but the vocabulary has "
