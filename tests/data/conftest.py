@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tests.text.conftest import anki_pairs
+from tests.text.corpus import anki_pairs
 from tf_transformer.text import train_tokenizers
 
 

@@ -165,7 +165,7 @@ def test_mirrored_strategy_gets_per_replica_token_budget(small_pair, tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from tests.text.conftest import anki_pairs
+        from tests.text.corpus import anki_pairs
         from tf_transformer.data import distribute_batches
         from tf_transformer.text import TokenizerPair
         pairs = anki_pairs("validation", 600)

@@ -1,23 +1,11 @@
 """Tokenizers trained once per test session on a slice of the bundled corpus."""
 
-import itertools
-
 import pytest
 
-from tf_transformer.data import anki_spa_eng_builder
+from tests.text.corpus import anki_pairs
 from tf_transformer.text import train_tokenizers
 
 TRAIN_PAIRS = 8000
-
-
-def anki_pairs(split, limit=None):
-    """(english, spanish) pairs of one split of the bundled corpus, in file order."""
-    pairs = (
-        (english, spanish)
-        for _, english, spanish in anki_spa_eng_builder.read_pairs()
-        if anki_spa_eng_builder.split_of(english) == split
-    )
-    return list(itertools.islice(pairs, limit))
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.text.conftest import anki_pairs
+from tests.text.corpus import anki_pairs
 from tf_transformer.text import (
     END_ID, PAD_ID, START_ID, UNK_ID, SubwordTokenizer, normalize_text,
 )

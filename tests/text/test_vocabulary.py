@@ -3,7 +3,7 @@
 import pytest
 import tensorflow as tf
 
-from tests.text.conftest import anki_pairs
+from tests.text.corpus import anki_pairs
 from tf_transformer.text import (
     TokenizerPair, load_or_train_tokenizers, train_subword_tokenizer, train_tokenizers,
 )
