@@ -165,26 +165,33 @@ def test_embeddings_for_projector(tmp_path):
 
 
 def test_embeddings_served_by_projector_plugin(tmp_path):
+    # Unshared vocabularies: two embeddings in one folder below the logdir.
     source = np.arange(6, dtype=np.float32).reshape(3, 2)
     target = -np.arange(8, dtype=np.float32).reshape(4, 2)
-    summaries.write_embeddings(str(tmp_path), source, ["a", "b", "c"], name="source_embedding")
-    summaries.write_embeddings(str(tmp_path), target, ["w", "x", "y", "z"], name="target_embedding")
+    run_dir = str(tmp_path / "embeddings")
+    summaries.write_embeddings(run_dir, source, ["a", "b", "c"], name="source_embedding")
+    summaries.write_embeddings(run_dir, target, ["w", "x", "y", "z"], name="target_embedding")
 
     multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(tmp_path))
+    multiplexer.Reload()
     provider = data_provider.MultiplexerDataProvider(multiplexer, str(tmp_path))
     plugin = projector_plugin.ProjectorPlugin(
         base_plugin.TBContext(logdir=str(tmp_path), data_provider=provider)
     )
+    runs = werkzeug_test.Client(plugin.get_plugin_apps()["/runs"]).get("/runs").get_json()
+    assert "embeddings" in runs
     client = werkzeug_test.Client(plugin.get_plugin_apps()["/tensor"])
     for name, matrix, tokens in (("source_embedding", source, "a\nb\nc\n"),
                                  ("target_embedding", target, "w\nx\ny\nz\n")):
         tensor_name = f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
-        response = client.get("/tensor", query_string={"run": ".", "name": tensor_name})
+        query = {"run": "embeddings", "name": tensor_name}
+        response = client.get("/tensor", query_string=query)
         assert response.status_code == 200, response.get_data(as_text=True)
         served = np.frombuffer(response.get_data(), dtype=np.float32).reshape(matrix.shape)
         np.testing.assert_array_equal(served, matrix)
         metadata = werkzeug_test.Client(plugin.get_plugin_apps()["/metadata"]).get(
-            "/metadata", query_string={"run": ".", "name": tensor_name}
+            "/metadata", query_string=query
         )
         assert metadata.get_data(as_text=True) == tokens
 

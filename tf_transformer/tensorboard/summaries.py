@@ -241,11 +241,12 @@ def write_embeddings(logdir, embedding_matrix, vocabulary, name="token_embedding
     another `name` (say source and target embeddings of unshared vocabularies) adds that
     embedding and keeps the others; the same `name` replaces it.
 
-    The Projector looks for `projector_config.pbtxt` in the logdir root and in run directories
-    (folders with event files), so pass one of those.
+    The Projector looks for `projector_config.pbtxt` only in runs (folders with event files)
+    and the logdir root, so an (empty) event file is added to a folder that has none: any
+    folder under the logdir then shows up as a run in the Projector.
 
     Args:
-        logdir: str, the TensorBoard logdir root or a run directory (created if missing).
+        logdir: str, the folder to write into (created if missing).
         embedding_matrix: float array `[V, D]`.
         vocabulary: sequence of str `[V]`, the token of each row.
         name: str, default `"token_embedding"`; letters, digits, `_`, `.` and `-` only.
@@ -273,6 +274,8 @@ def write_embeddings(logdir, embedding_matrix, vocabulary, name="token_embedding
             f"Embedding names may hold only letters, digits, '_', '.' and '-', got {name!r}."
         )
     tf.io.gfile.makedirs(logdir)
+    if not tf.io.gfile.glob(os.path.join(logdir, "*tfevents*")):
+        tf.summary.create_file_writer(logdir).close()
     config_path = os.path.join(logdir, PROJECTOR_CONFIG)
 
     # Keep the embeddings written by earlier calls: read them back from their checkpoint.
