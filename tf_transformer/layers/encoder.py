@@ -139,11 +139,13 @@ class Encoder(keras.layers.Layer):
         EncoderLayer(num_heads, inner_dim, dropout, attention_dropout)
 
     def build(self, inputs_shape):
-        self.encoder_layers = [
-            EncoderLayer(self.num_heads, self.inner_dim, self.dropout, self.attention_dropout,
-                         self.norm_first, self.layer_norm_epsilon, dtype=self.dtype_policy,
-                         name=f"layer_{i}")
-            for i in range(self.num_layers)]
+        # One attribute per layer rather than a list: TensorFlow checkpoints and SavedModels
+        # track attributes, not Keras's tracked lists.
+        for i in range(self.num_layers):
+            setattr(self, f"layer_{i}", EncoderLayer(
+                self.num_heads, self.inner_dim, self.dropout, self.attention_dropout,
+                self.norm_first, self.layer_norm_epsilon, dtype=self.dtype_policy,
+                name=f"layer_{i}"))
         for layer in self.encoder_layers:
             layer.build(inputs_shape)
         self.final_norm = None
@@ -152,6 +154,10 @@ class Encoder(keras.layers.Layer):
                 epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm")
             self.final_norm.build(inputs_shape)
         self.built = True
+
+    @property
+    def encoder_layers(self):
+        return [getattr(self, f"layer_{i}") for i in range(self.num_layers)]
 
     def call(self, inputs, padding_mask=None, training=None, return_attention_scores=False):
         x = inputs
