@@ -37,13 +37,11 @@ import json
 import os
 import re
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
+# Figures are drawn on an explicit Agg canvas, never through pyplot, so no global backend or
+# figure state is touched.
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tensorboard.compat.proto import summary_pb2
