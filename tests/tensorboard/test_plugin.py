@@ -9,11 +9,11 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.plugins.core import core_plugin
 from werkzeug import test as werkzeug_test
 
-from tests.tensorboard.conftest import NUM_HEADS
-from tests.tensorboard.conftest import NUM_LAYERS
-from tests.tensorboard.conftest import PROBES
-from tests.tensorboard.conftest import RUN
-from tests.tensorboard.conftest import STEPS
+from tests.tensorboard.attention_data import NUM_HEADS
+from tests.tensorboard.attention_data import NUM_LAYERS
+from tests.tensorboard.attention_data import PROBES
+from tests.tensorboard.attention_data import RUN
+from tests.tensorboard.attention_data import STEPS
 from tf_transformer.tensorboard.plugin import AttentionPlugin
 
 PLUGIN_ROOT = "/data/plugin/attention"

@@ -16,12 +16,12 @@ from tensorboard.plugins.text import metadata as text_metadata
 from tensorboard.util import tensor_util
 from werkzeug import test as werkzeug_test
 
-from tests.tensorboard.conftest import NUM_HEADS
-from tests.tensorboard.conftest import NUM_LAYERS
-from tests.tensorboard.conftest import PROBES
-from tests.tensorboard.conftest import RUN
-from tests.tensorboard.conftest import STEPS
-from tests.tensorboard.conftest import synthetic_attention
+from tests.tensorboard.attention_data import NUM_HEADS
+from tests.tensorboard.attention_data import NUM_LAYERS
+from tests.tensorboard.attention_data import PROBES
+from tests.tensorboard.attention_data import RUN
+from tests.tensorboard.attention_data import STEPS
+from tests.tensorboard.attention_data import synthetic_attention
 from tf_transformer.tensorboard import summaries
 
 # Viridis at 1.0, the colour of a weight of 1 in the heatmaps.
