@@ -111,6 +111,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         for classes in results:
             entry = response.result.classifications.add()
             for class_label, score in classes:
+                if isinstance(class_label, bytes):  # Class.label is a proto string.
+                    class_label = class_label.decode("utf-8", "replace")
                 entry.classes.add(label=class_label, score=score)
         return response
 
