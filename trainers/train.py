@@ -1,0 +1,449 @@
+"""`tft-train`: trains a Transformer with Keras `fit` under any `tf.distribute` strategy.
+
+    tft-train --model-dir runs/anki --preset small --epochs 10 --batch-tokens 4096
+
+Everything goes into --model-dir (see `trainers.model_dir`); running the same command again
+resumes where the last run stopped. `train(...)` is the same thing as a function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import re
+import sys
+import time
+
+# Quiet TensorFlow's C++ start-up logging unless the user asked for it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tf_transformer  # noqa: E402
+from tf_transformer import data as data_lib  # noqa: E402
+from tf_transformer.config import POSITION_ENCODINGS  # noqa: E402
+from tf_transformer.text import TokenizerPair, load_or_train_tokenizers  # noqa: E402
+from trainers import callbacks as callbacks_lib  # noqa: E402
+from trainers import model_dir as model_dir_lib  # noqa: E402
+from trainers import strategy as strategy_lib  # noqa: E402
+from trainers.config import MIXED_PRECISION_POLICIES, STRATEGIES, TrainingConfig  # noqa: E402
+
+logger = logging.getLogger("trainers.train")
+
+# Epoch e of a run with seed s shuffles with seed s * EPOCH_SEED_STRIDE + e, so every epoch's
+# data is a function of (seed, epoch) alone and a resumed run sees what it would have seen.
+EPOCH_SEED_STRIDE = 100_003
+
+
+def epoch_seed(seed, epoch):
+    """The shuffle seed of `epoch` (0-based) for run seed `seed`."""
+    return seed * EPOCH_SEED_STRIDE + epoch
+
+
+def train(model_dir, training=None, preset="small", model_overrides=None, strategy=None,
+          extra_callbacks=()):
+    """Trains (or resumes training) a Transformer and returns a summary.
+
+    Args:
+        model_dir: str. Where config, vocabularies, checkpoints and logs go; a folder from an
+            earlier run of the same configuration is resumed.
+        training: `TrainingConfig`, default `TrainingConfig()`.
+        preset: str, default "small". `TransformerConfig` preset.
+        model_overrides: dict or None. `TransformerConfig` fields to override (vocabulary
+            sizes and `share_embeddings` come from the tokenizers unless given).
+        strategy: `tf.distribute.Strategy` or None. None creates `training.strategy`.
+        extra_callbacks: Keras callbacks appended after the trainer's own.
+
+    Returns:
+        dict with "epochs_run", "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+        "val_bleu", "best_epoch", "best_val_bleu", "seconds", "tokens_per_second",
+        "steps_per_epoch", "replicas", "strategy", "model_dir", "samples" (a few
+        (source, reference, translation) triples) and "history" (per-epoch logs of this run).
+
+    Raises:
+        ValueError: a bad setting, or a model directory holding a different model.
+    """
+    training = training or TrainingConfig()
+    started = time.perf_counter()
+    if strategy is None:
+        strategy = strategy_lib.create_strategy(training.strategy, training.tpu)
+    chief = strategy_lib.is_chief(strategy)
+    paths = model_dir_lib.ModelDir(model_dir)
+    # Workers other than the chief write their own copies elsewhere (Keras' multi-worker rule).
+    own = paths if chief else paths.for_worker(strategy_lib.worker_index(strategy))
+    num_pipelines = _num_workers(strategy)
+    replicas_per_pipeline = strategy.num_replicas_in_sync // num_pipelines
+    keras.utils.set_random_seed(training.seed)
+
+    splits = data_lib.load_splits(training.data, training.source_lang, training.target_lang,
+                                  data_dir=training.data_dir)
+    train_pairs = splits.train
+    if training.max_train_examples:
+        train_pairs = train_pairs.take(training.max_train_examples)
+    tokenizers = _tokenizers(strategy, chief, paths, train_pairs, training)
+    model_config = _model_config(preset, model_overrides, tokenizers, training)
+    _check_resumable(paths, model_config)
+
+    batch_options = dict(max_tokens=training.batch_tokens, max_length=training.max_length)
+    steps_per_epoch = training.steps_per_epoch or _steps_per_pass(
+        train_pairs, tokenizers, num_pipelines, replicas_per_pipeline,
+        shuffle_buffer=training.shuffle_buffer, seed=epoch_seed(training.seed, 0),
+        **batch_options)
+    validation_steps = training.validation_steps or _steps_per_pass(
+        splits.validation, tokenizers, num_pipelines, replicas_per_pipeline, shuffle_buffer=0,
+        **batch_options)
+    data_info = {
+        "name": training.data, "source_lang": splits.source_lang,
+        "target_lang": splits.target_lang, "shared_vocab": tokenizers.shared,
+        "lowercase": training.lowercase, "source_vocab_size": tokenizers.source.vocab_size,
+        "target_vocab_size": tokenizers.target.vocab_size, "steps_per_epoch": steps_per_epoch,
+        "validation_steps": validation_steps,
+    }
+    if chief:
+        model_dir_lib.write_configs(paths, model_dir_lib.Configs(model_config, training,
+                                                                 data_info))
+    initial_epoch = model_dir_lib.resume_epoch(own)
+
+    train_data = strategy.distribute_datasets_from_function(_training_stream(
+        train_pairs, tokenizers, training, steps_per_epoch, initial_epoch, batch_options))
+    validation_data = strategy.distribute_datasets_from_function(_validation_stream(
+        splits.validation, tokenizers, validation_steps, batch_options))
+
+    with strategy.scope():
+        model = tf_transformer.Transformer(model_config, dtype=training.dtype_policy)
+        schedule = tf_transformer.WarmupInverseSqrtSchedule(
+            model_config.d_model, training.warmup_steps, training.learning_rate_scale)
+        optimizer = keras.optimizers.Adam(schedule, beta_1=training.adam_beta_1,
+                                          beta_2=training.adam_beta_2,
+                                          epsilon=training.adam_epsilon)
+        model.compile(
+            optimizer=optimizer,
+            loss=tf_transformer.MaskedSparseCategoricalCrossentropy(training.label_smoothing),
+            metrics=[tf_transformer.MaskedAccuracy(name="accuracy"),
+                     callbacks_lib.TargetTokenCount(name="tokens")],
+            jit_compile=training.jit_compile)
+
+    validation_sample = list(splits.validation.take(
+        max(training.bleu_samples, training.attention_probes)).as_numpy_iterator())
+    sources = [source.decode("utf-8") for source, _ in validation_sample]
+    references = [target.decode("utf-8") for _, target in validation_sample]
+    callbacks, throughput, bleu = _callbacks(
+        paths, own, chief, tokenizers, training, sources, references)
+    callbacks += list(extra_callbacks)
+
+    history = model.fit(
+        train_data, validation_data=validation_data, epochs=training.epochs,
+        steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+        callbacks=callbacks, verbose=training.verbose, shuffle=False)
+    epochs_run = len(history.epoch)
+
+    if epochs_run:
+        last = {key: values[-1] for key, values in history.history.items()}
+    else:
+        # Nothing left to train: report the restored model's validation figures.
+        last = {f"val_{key}": value for key, value in model.evaluate(
+            validation_data, steps=validation_steps, verbose=0, return_dict=True).items()}
+        if bleu is not None:
+            last["val_bleu"] = bleu.bleu()
+    best = model_dir_lib.read_best(own)
+    samples = []
+    if bleu is not None:
+        samples = list(zip(sources, references, bleu.last_translations))[:5]
+    return {
+        "epochs_run": epochs_run,
+        "epoch": initial_epoch + epochs_run,
+        "loss": last.get("loss"),
+        "accuracy": last.get("accuracy"),
+        "val_loss": last.get("val_loss"),
+        "val_accuracy": last.get("val_accuracy"),
+        "val_bleu": last.get("val_bleu"),
+        "best_epoch": best and best["epoch"],
+        "best_val_bleu": best["value"] if best and best["monitor"] == "val_bleu" else None,
+        "seconds": time.perf_counter() - started,
+        "tokens_per_second": throughput.tokens_per_second,
+        "steps_per_epoch": steps_per_epoch,
+        "replicas": strategy.num_replicas_in_sync,
+        "strategy": type(strategy).__name__.strip("_").replace("DistributionStrategy",
+                                                                  "Strategy"),
+        "model_dir": paths.root,
+        "samples": samples,
+        "history": history.history,
+    }
+
+
+def _num_workers(strategy):
+    """Input pipelines of the strategy: one per worker."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or isinstance(strategy, tf.distribute.TPUStrategy):
+        return 1
+    cluster = resolver.cluster_spec().as_dict()
+    return max(1, len(cluster.get("chief", [])) + len(cluster.get("worker", [])))
+
+
+def _tokenizers(strategy, chief, paths, train_pairs, training):
+    """Loads the run's vocabularies, training them first (on the chief) if there are none."""
+    if chief:
+        tokenizers = load_or_train_tokenizers(
+            paths.tokenizer_dir, train_pairs, vocab_size=training.vocab_size,
+            shared=training.shared_vocab, lowercase=training.lowercase,
+            max_sentences=training.vocab_sentences, seed=training.seed)
+    if _num_workers(strategy) > 1:
+        _barrier(strategy)  # the chief has written the vocabularies
+    if not chief:
+        tokenizers = TokenizerPair.load(paths.tokenizer_dir)
+    return tokenizers
+
+
+def _barrier(strategy):
+    """Returns once every worker got here (an all-reduce needs all of them)."""
+    @tf.function
+    def all_reduce():
+        ones = strategy.run(lambda: tf.constant(1.0))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+    all_reduce()
+
+
+def _model_config(preset, overrides, tokenizers, training):
+    values = {"source_vocab_size": tokenizers.source.vocab_size,
+              "target_vocab_size": tokenizers.target.vocab_size,
+              "share_embeddings": tokenizers.shared}
+    values.update(overrides or {})
+    config = tf_transformer.TransformerConfig.preset(preset, **values)
+    if training.max_length > config.max_length:
+        raise ValueError(
+            f"The training max_length={training.max_length} exceeds the model's "
+            f"max_length={config.max_length} (preset {preset!r}); lower --max-length or raise "
+            "the model's max_length.")
+    return config
+
+
+def _check_resumable(paths, model_config):
+    if not os.path.isfile(paths.config_path):
+        return
+    existing = model_dir_lib.read_configs(paths).model
+    if existing != model_config:
+        old, new = existing.to_dict(), model_config.to_dict()
+        changed = {key: (old[key], new[key]) for key in old if old[key] != new[key]}
+        raise ValueError(
+            f"{paths.root} holds a model with a different configuration {changed} "
+            "(field: (saved, requested)); use another --model-dir or the saved settings.")
+
+
+def _steps_per_pass(pairs, tokenizers, num_pipelines, replicas_per_pipeline, **options):
+    """Steps in one pass over `pairs`: the fewest over the input pipelines, so that every
+    worker runs the same number of steps (collectives need all of them)."""
+    batches = []
+    for pipeline in range(num_pipelines):
+        context = tf.distribute.InputContext(num_pipelines, pipeline,
+                                             num_pipelines * replicas_per_pipeline)
+        dataset = data_lib.make_distributed_batches_fn(pairs, tokenizers, **options)(context)
+        batches.append(int(dataset.reduce(0, lambda count, _: count + 1)))
+    steps = min(batches) // replicas_per_pipeline
+    if steps == 0:
+        raise ValueError(f"Too little data: {min(batches)} batches for "
+                         f"{replicas_per_pipeline} replicas per worker.")
+    return steps
+
+
+def _training_stream(pairs, tokenizers, training, steps_per_epoch, initial_epoch,
+                     batch_options):
+    """`dataset_fn` of the epochs from `initial_epoch` on, each exactly `steps_per_epoch`
+    steps long and shuffled with `epoch_seed(seed, epoch)`."""
+    def dataset_fn(context):
+        batches_per_epoch = steps_per_epoch * (context.num_replicas_in_sync //
+                                               context.num_input_pipelines)
+        epochs = []
+        # At least one epoch, so that a finished run (nothing left) still has a dataset.
+        for epoch in range(initial_epoch, max(training.epochs, initial_epoch + 1)):
+            epoch_batches = data_lib.make_distributed_batches_fn(
+                pairs, tokenizers, shuffle_buffer=training.shuffle_buffer,
+                seed=epoch_seed(training.seed, epoch), **batch_options)(context)
+            epochs.append(epoch_batches.repeat().take(batches_per_epoch))
+        stream = epochs[0]
+        for epoch_batches in epochs[1:]:
+            stream = stream.concatenate(epoch_batches)
+        return stream.prefetch(tf.data.AUTOTUNE)
+
+    return dataset_fn
+
+
+def _validation_stream(pairs, tokenizers, validation_steps, batch_options):
+    """`dataset_fn` repeating the same `validation_steps` steps of unshuffled batches, so
+    every epoch's evaluation sees the same data."""
+    def dataset_fn(context):
+        batches = validation_steps * (context.num_replicas_in_sync //
+                                      context.num_input_pipelines)
+        return data_lib.make_distributed_batches_fn(
+            pairs, tokenizers, shuffle_buffer=0, **batch_options)(context).take(
+                batches).repeat()
+
+    return dataset_fn
+
+
+def _callbacks(paths, own, chief, tokenizers, training, sources, references):
+    """The trainer's callbacks, in the order they must run at the end of an epoch."""
+    throughput = callbacks_lib.ThroughputCallback()
+    callbacks = [throughput]
+    bleu = None
+    if training.bleu_samples:
+        bleu = callbacks_lib.BleuCallback(
+            tokenizers, sources[:training.bleu_samples], references[:training.bleu_samples],
+            max_length=training.max_length, batch_size=training.bleu_batch_size,
+            lowercase=training.lowercase,
+            log_dir=os.path.join(own.logs_dir, "validation") if chief else None)
+        callbacks.append(bleu)
+    if chief and training.attention_probes:
+        callbacks.append(callbacks_lib.AttentionCallback(
+            tokenizers, sources[:training.attention_probes],
+            os.path.join(own.logs_dir, "attention"), max_length=training.max_length,
+            images=training.attention_images))
+    monitor, mode = ("val_bleu", "max") if bleu else ("val_loss", "min")
+    best = model_dir_lib.read_best(own)
+    best_value = best["value"] if best and best["monitor"] == monitor else None
+    os.makedirs(own.checkpoints_dir, exist_ok=True)
+    callbacks += [
+        keras.callbacks.ModelCheckpoint(
+            own.checkpoint("best"), monitor=monitor, mode=mode, save_best_only=True,
+            save_weights_only=True, initial_value_threshold=best_value),
+        callbacks_lib.BestRecordCallback(own, monitor=monitor, mode=mode, best=best_value),
+        keras.callbacks.ModelCheckpoint(own.checkpoint("last"), save_weights_only=True),
+        keras.callbacks.BackupAndRestore(
+            own.backup_dir, save_freq=training.backup_every_steps or "epoch",
+            delete_checkpoint=False),
+    ]
+    if chief:
+        callbacks += [
+            keras.callbacks.TensorBoard(own.logs_dir, write_graph=False, update_freq="epoch"),
+            callbacks_lib.GraphSummaryCallback(os.path.join(own.logs_dir, "train")),
+            callbacks_lib.EmbeddingSummaryCallback(tokenizers, own.logs_dir),
+        ]
+    return callbacks, throughput, bleu
+
+
+def format_summary(summary):
+    """The end-of-run report printed by `tft-train`, as text."""
+    def number(key, digits=4):
+        value = summary.get(key)
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    lines = [
+        f"Trained {summary['epochs_run']} epoch(s) (now at epoch {summary['epoch']}, "
+        f"{summary['steps_per_epoch']} steps each) on {summary['replicas']} replica(s) "
+        f"with {summary['strategy']} in {summary['seconds']:.1f} s.",
+        f"  train  loss {number('loss')}  accuracy {number('accuracy')}",
+        f"  valid  loss {number('val_loss')}  accuracy {number('val_accuracy')}  "
+        f"BLEU {number('val_bleu', 2)}",
+        f"  best   BLEU {number('best_val_bleu', 2)} (epoch {summary['best_epoch']})",
+        f"  speed  {summary['tokens_per_second']:.0f} target tokens/s (training steps only)",
+        f"  model dir {summary['model_dir']}",
+    ]
+    for source, reference, translation in summary["samples"][:3]:
+        lines += [f"  > {source}", f"  = {reference}", f"  < {translation}"]
+    return "\n".join(lines)
+
+
+def _field_type(field):
+    """int/float/str/bool from a dataclass field annotation such as "int | None"."""
+    name = str(field.type).split("|")[0].strip()
+    return {"int": int, "float": float, "str": str, "bool": bool}[name]
+
+
+def _field_help(cls):
+    """Field name -> its description in the class docstring's `Args:` section."""
+    helps, name = {}, None
+    lines = (cls.__doc__ or "").split("Args:", 1)[-1].splitlines()
+    for line in lines:
+        match = re.match(r"^ {8}(\w+): (.*)$", line)
+        if match:
+            name = match.group(1)
+            helps[name] = match.group(2)
+        elif name and line.startswith(" " * 12):
+            helps[name] += " " + line.strip()
+        elif line.strip():
+            name = None
+    return {key: value.replace("%", "%%") for key, value in helps.items()}
+
+
+def _add_dataclass_options(parser, cls, skip=(), choices=None, flags=None, prefix=""):
+    """One --option per dataclass field (underscores become dashes unless `flags` names it)."""
+    choices = choices or {}
+    flags = flags or {}
+    helps = _field_help(cls)
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        flag = flags.get(field.name, "--" + field.name.replace("_", "-"))
+        kind = _field_type(field)
+        dest = prefix + field.name
+        if kind is bool:
+            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+                                default=None, help=helps.get(field.name))
+        else:
+            parser.add_argument(flag, dest=dest, type=kind, default=None,
+                                choices=choices.get(field.name), help=helps.get(field.name))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tft-train",
+        description="Train a Transformer (Attention Is All You Need) on a parallel corpus. "
+                    "Everything is written under --model-dir; rerunning with the same "
+                    "--model-dir resumes.")
+    parser.add_argument("--model-dir", required=True,
+                        help="Config, vocabularies, checkpoints and TensorBoard logs go here.")
+    parser.add_argument("--preset", default="small",
+                        choices=sorted(tf_transformer.PRESETS),
+                        help="Model size preset (default small).")
+    training = parser.add_argument_group("training (TrainingConfig fields)")
+    _add_dataclass_options(training, TrainingConfig, choices={
+        "strategy": STRATEGIES, "mixed_precision": tuple(MIXED_PRECISION_POLICIES)})
+    model = parser.add_argument_group(
+        "model overrides (TransformerConfig fields; defaults come from --preset)")
+    model.add_argument("--num-layers", dest="override_num_layers", type=int, default=None,
+                       help="Encoder and decoder layers (sets both).")
+    _add_dataclass_options(model, tf_transformer.TransformerConfig,
+                           skip=("source_vocab_size", "target_vocab_size"),
+                           choices={"position_encoding": POSITION_ENCODINGS},
+                           # --max-length is the training one (longest sentence kept).
+                           flags={"max_length": "--model-max-length"}, prefix="override_")
+    return parser
+
+
+def configs_from_args(args):
+    """(TrainingConfig, preset, model_overrides) from parsed arguments."""
+    values = vars(args)
+    training = TrainingConfig(**{
+        field.name: values[field.name] for field in dataclasses.fields(TrainingConfig)
+        if values.get(field.name) is not None})
+    overrides = {key[len("override_"):]: value for key, value in values.items()
+                 if key.startswith("override_") and value is not None}
+    layers = overrides.pop("num_layers", None)
+    if layers is not None:
+        overrides.setdefault("num_encoder_layers", layers)
+        overrides.setdefault("num_decoder_layers", layers)
+    return training, args.preset, overrides
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("trainers").setLevel(logging.INFO)
+    args = build_parser().parse_args(argv)
+    try:
+        training, preset, overrides = configs_from_args(args)
+        summary = train(args.model_dir, training, preset=preset, model_overrides=overrides)
+    except (ValueError, strategy_lib.NoTPUError) as error:
+        print(f"tft-train: error: {error}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    print(json.dumps({key: value for key, value in summary.items()
+                      if key not in ("history", "samples")}, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
