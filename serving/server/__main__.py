@@ -17,8 +17,6 @@ import logging
 import os
 import sys
 
-from serving.server import config as config_lib
-
 
 def build_parser():
     """Returns the argument parser of the server command."""
@@ -70,17 +68,18 @@ def options_from_args(args):
     Raises:
         ValueError: for a missing or contradictory model choice or a bad limit.
     """
+    if args.model_config_file and (args.model_name or args.model_base_path):
+        raise ValueError("Give either --model-config-file or --model-name/--model-base-path, not both.")
+    if not args.model_config_file and not (args.model_name and args.model_base_path):
+        raise ValueError("Give --model-name and --model-base-path, or --model-config-file.")
+    from serving.server import config as config_lib
     from serving.server.batcher import BatchingOptions
     from serving.server.server import ServerOptions
     from serving.server.service import Limits
 
     if args.model_config_file:
-        if args.model_name or args.model_base_path:
-            raise ValueError("Give either --model-config-file or --model-name/--model-base-path, not both.")
         models = config_lib.load_model_config_file(args.model_config_file)
     else:
-        if not (args.model_name and args.model_base_path):
-            raise ValueError("Give --model-name and --model-base-path, or --model-config-file.")
         models = config_lib.from_flags(args.model_name, args.model_base_path)
     batching = None
     if args.enable_batching:
