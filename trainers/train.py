@@ -126,6 +126,7 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
             metrics=[tf_transformer.MaskedAccuracy(name="accuracy"),
                      callbacks_lib.TargetTokenCount(name="tokens")],
             jit_compile=training.jit_compile)
+    _build_compiled_state(model, strategy, splits.validation, tokenizers, batch_options)
 
     validation_sample = list(splits.validation.take(
         max(training.bleu_samples, training.attention_probes)).as_numpy_iterator())
@@ -173,6 +174,24 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
         "samples": samples,
         "history": history.history,
     }
+
+
+def _build_compiled_state(model, strategy, pairs, tokenizers, batch_options):
+    """Builds the compiled loss and metrics on one real batch, in every replica.
+
+    Otherwise `fit` builds them from symbolic copies of its first distributed batch, whose
+    per-replica values it reads as float32, and token ids cannot be float.
+    """
+    (source, target_input), target_output = next(iter(
+        data_lib.make_batches(pairs, tokenizers, shuffle_buffer=0, **batch_options).take(1)))
+
+    def build():
+        predictions = model((source, target_input))  # [B, T, V]
+        model.compute_loss(x=(source, target_input), y=target_output, y_pred=predictions)
+        model.compute_metrics((source, target_input), target_output, predictions)
+
+    strategy.run(build)
+    model.reset_metrics()
 
 
 def _num_workers(strategy):
