@@ -1,0 +1,94 @@
+"""tft-train end to end on a slice of the bundled corpus, option parsing, strategy errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.trainers.conftest import PROJECT_ROOT, python_env
+from trainers.config import TrainingConfig
+from trainers.train import build_parser, configs_from_args
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "trainers.train", *args], capture_output=True,
+                          text=True, timeout=timeout, env=python_env(), cwd=PROJECT_ROOT)
+
+
+def test_arguments_become_configs():
+    args = build_parser().parse_args([
+        "--model-dir", "x", "--preset", "tiny", "--num-layers", "3", "--d-model", "32",
+        "--max-length", "20", "--model-max-length", "40", "--no-shared-vocab",
+        "--mixed-precision", "bf16", "--jit-compile", "--strategy", "mirrored"])
+    training, preset, overrides = configs_from_args(args)
+    assert preset == "tiny"
+    assert overrides == {"num_encoder_layers": 3, "num_decoder_layers": 3, "d_model": 32,
+                         "max_length": 40}
+    assert training == TrainingConfig(max_length=20, shared_vocab=False, mixed_precision="bf16",
+                                      jit_compile=True, strategy="mirrored")
+    assert training.dtype_policy == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("field,value", [("batch_tokens", 0), ("strategy", "gpu"),
+                                         ("mixed_precision", "fp8"), ("label_smoothing", 1.0)])
+def test_bad_training_settings_name_the_value(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainingConfig(**{field: value})
+
+
+def test_tpu_strategy_without_tpu_fails_fast(tmp_path):
+    result = run_cli("--model-dir", str(tmp_path / "run"), "--strategy", "tpu", timeout=120)
+    assert result.returncode == 2
+    assert "no TPU found" in result.stderr and "--tpu" in result.stderr
+    assert not os.path.exists(tmp_path / "run")  # failed before touching data
+
+
+def test_cli_trains_writes_model_dir_and_tensorboard_logs(tmp_path_factory, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trainers.model_dir import load_model_dir
+
+    model_dir = tmp_path / "run"
+    result = run_cli(
+        "--model-dir", str(model_dir), "--preset", "tiny",
+        "--data-dir", str(tmp_path_factory.mktemp("tfds")), "--max-train-examples", "600",
+        "--vocab-size", "400", "--max-length", "24", "--batch-tokens", "384", "--epochs", "2",
+        "--steps-per-epoch", "4", "--validation-steps", "2", "--warmup-steps", "50",
+        "--bleu-samples", "16", "--attention-probes", "1", "--verbose", "2")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Epoch 2/2" in result.stdout
+    assert "Trained 2 epoch(s)" in result.stdout and "target tokens/s" in result.stdout
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["epoch"] == 2 and summary["val_bleu"] is not None
+    assert summary["tokens_per_second"] > 0
+
+    for path in ("config.json", "tokenizer/tokenizers.json", "checkpoints/best.weights.h5",
+                 "checkpoints/last.weights.h5", "checkpoints/best.json",
+                 "backup/training_metadata.json"):
+        assert (model_dir / path).is_file(), path
+    config = json.loads((model_dir / "config.json").read_text())
+    assert set(config) == {"model", "training", "data"}
+    assert config["data"]["source_lang"] == "en" and config["data"]["target_lang"] == "es"
+    assert config["model"]["source_vocab_size"] == 400
+
+    def tags(run):
+        accumulator = EventAccumulator(str(model_dir / "logs" / run),
+                                       size_guidance={"tensors": 0})
+        accumulator.Reload()
+        return accumulator.Tags()
+
+    train_tags = tags("train")
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate",
+            "epoch_tokens_per_second"} <= set(train_tags["tensors"])
+    assert train_tags["graph"]
+    assert {"epoch_loss", "epoch_bleu", "translation/sample_0"} <= set(
+        tags("validation")["tensors"])
+    assert "attention/probe_0/cross" in tags("attention")["tensors"]
+    assert (model_dir / "logs" / "embeddings" / "projector_config.pbtxt").is_file()
+
+    model, tokenizers, configs = load_model_dir(str(model_dir))
+    assert configs.model.d_model == 64 and configs.training.epochs == 2
+    assert tokenizers.shared and tokenizers.source.vocab_size == 400
+    assert model.count_params() > 0
