@@ -12,6 +12,13 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+try:
+    # TF Serving's model server links TensorFlow Text's ops (SentencePiece included);
+    # importing the package registers the same ops here.
+    import tensorflow_text  # noqa: F401
+except ImportError:  # pragma: no cover -- a model without TF Text ops still loads.
+    tensorflow_text = None
+
 from serving.server import errors
 from serving.server.json_tensor import dtype_name
 
