@@ -28,7 +28,7 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         y_pred: [B, T, V] logits (or probabilities if `from_logits=False`).
 
     Returns:
-        A float32 scalar.
+        A float32 scalar (with the default reduction).
 
     References:
         Szegedy et al., "Rethinking the Inception Architecture", 2016; Vaswani et al., 2017,
@@ -58,7 +58,12 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         token_loss = -(1.0 - eps) * true_log_prob - eps / vocab_size * tf.reduce_sum(
             log_probs, axis=-1)  # [B, T]
         mask = tf.cast(tf.not_equal(y_true, self.pad_id), tf.float32)  # [B, T]
-        return tf.reduce_sum(token_loss * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+        # Per-position losses weighted so that Keras's mean over all B*T positions is the mean
+        # over real tokens. Returning [B, T] rather than a scalar also lets Keras divide the
+        # loss by the number of replicas under tf.distribute, so gradients are averaged.
+        positions = tf.cast(tf.size(mask), tf.float32)
+        weight = mask * positions / tf.maximum(tf.reduce_sum(mask), 1.0)  # [B, T]
+        return token_loss * weight  # [B, T]
 
     def get_config(self):
         config = super().get_config()

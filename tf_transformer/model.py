@@ -154,7 +154,8 @@ class Transformer(keras.Model):
             raise ValueError(f"`max_length`={max_length} exceeds the model's max_length="
                              f"{self.transformer_config.max_length}.")
         return {"layers": self.decoder.init_cache(memory, max_length),
-                "memory_padding_mask": masks_lib.padding_mask(source_ids)}  # [B, S]
+                "memory_mask": masks_lib.merge_masks(
+                    masks_lib.padding_mask(source_ids))}  # [B, 1, 1, S]
 
     def decode_step(self, token_ids, step, cache):
         """Decodes one position from the cache.
@@ -170,8 +171,8 @@ class Transformer(keras.Model):
         embedded = self._embed(self.target_embedding, self.target_position, token_ids[:, None],
                                training=False, start_index=step)  # [B, 1, D]
         hidden, layers = self.decoder.decode_step(embedded, cache["layers"], step,
-                                                  cache["memory_padding_mask"])  # [B, 1, D]
-        new_cache = {"layers": layers, "memory_padding_mask": cache["memory_padding_mask"]}
+                                                  cache["memory_mask"])  # [B, 1, D]
+        new_cache = {"layers": layers, "memory_mask": cache["memory_mask"]}
         return self._logits(hidden)[:, 0], new_cache  # [B, V]
 
     def attention_maps(self, source_ids, target_ids):

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tests.layers.harness import check_layer
-from tf_transformer.layers import MultiHeadAttention, causal_mask
+from tf_transformer.layers import MultiHeadAttention, causal_mask, merge_masks
 
 B, T, S, D, N = 2, 5, 7, 16, 4
 H = D // N
@@ -90,7 +90,7 @@ def test_cached_steps_equal_full_causal_attention():
     cache = {"key": tf.zeros([B, T, N, H]), "value": tf.zeros([B, T, N, H])}
     for step in range(T):
         out, cache = layer.call_cached(x[:, step:step + 1], cache, step=tf.constant(step),
-                                       attention_mask=causal_mask(1, T, offset=step))
+                                       mask=merge_masks(None, causal_mask(1, T, offset=step)))
         np.testing.assert_allclose(out[:, 0], full[:, step], atol=1e-5)
 
 
@@ -99,7 +99,7 @@ def test_static_cache_equals_cross_attention():
     query, memory = _random(B, T, D, seed=10), _random(B, S, D, seed=11)
     padding = np.array([[True] * 5 + [False] * 2, [True] * S])
     key, value = layer.project_key_value(memory)
-    out, _ = layer.call_cached(query, {"key": key, "value": value}, padding_mask=padding)
+    out, _ = layer.call_cached(query, {"key": key, "value": value}, mask=merge_masks(padding))
     np.testing.assert_allclose(out, layer(query, memory, padding_mask=padding), atol=1e-5)
 
 

@@ -114,8 +114,8 @@ class MultiHeadAttention(keras.layers.Layer):
             return output, weights
         return output
 
-    def call_cached(self, query, cache, step=None, padding_mask=None, attention_mask=None):
-        """Attention of one decoding step against a key/value cache (inference only).
+    def call_cached(self, query, cache, step=None, mask=None):
+        """Attention of decoding steps against a key/value cache (inference only).
 
         Args:
             query: [B, T, D] tensor, usually T=1.
@@ -123,8 +123,8 @@ class MultiHeadAttention(keras.layers.Layer):
             step: int32 scalar or None. For self-attention: the position of `query`; its
                 keys/values are written into the cache at `step`..`step+T-1` first. None for
                 a static cache such as the encoder-decoder keys/values.
-            padding_mask: [B, L] bool or None.
-            attention_mask: [T, L] or [B, T, L] bool or None.
+            mask: bool tensor broadcastable to [B, N, T, L] (see `masks.merge_masks`) or None.
+                Built once per step by the caller rather than once per layer.
 
         Returns:
             (output [B, T, D], updated cache).
@@ -135,8 +135,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 "key": _write_at(cache["key"], new_key, step),  # [B, L, N, H]
                 "value": _write_at(cache["value"], new_value, step),  # [B, L, N, H]
             }
-        output, _ = self._attend(self.query_dense(query), cache["key"], cache["value"],
-                                 masks_lib.merge_masks(padding_mask, attention_mask),
+        output, _ = self._attend(self.query_dense(query), cache["key"], cache["value"], mask,
                                  training=False)
         return output, cache
 
@@ -178,13 +177,12 @@ def _clone_initializer(initializer):
 def _write_at(cache, update, step):
     """Writes `update` [B, T, N, H] into `cache` [B, L, N, H] at positions step..step+T-1.
 
-    A one-hot blend rather than a scatter keeps shapes static, which `tf.while_loop` and XLA
-    need, and uses only ops every TensorFlow Serving build has.
+    A scatter keeps the cache's static shape (which `tf.while_loop` and XLA need) and costs
+    O(B*T*N*H), not O(B*L*N*H) as a one-hot blend would; TensorScatterUpdate is a core op that
+    every TensorFlow Serving build has.
     """
-    length = tf.shape(cache)[1]
-    update_length = tf.shape(update)[1]
-    positions = tf.range(update_length) + step  # [T]
-    select = tf.one_hot(positions, length, dtype=cache.dtype)  # [T, L]
-    written = tf.einsum("tl,btnh->blnh", select, update)  # [B, L, N, H]
-    keep = 1 - tf.reduce_sum(select, axis=0)[None, :, None, None]  # [1, L, 1, 1]
-    return cache * keep + written  # [B, L, N, H]
+    batch, length = tf.shape(update)[0], tf.shape(update)[1]
+    rows = tf.broadcast_to(tf.range(batch)[:, None], [batch, length])  # [B, T]
+    positions = tf.broadcast_to(tf.range(length)[None, :] + step, [batch, length])  # [B, T]
+    indices = tf.stack([rows, positions], axis=-1)  # [B, T, 2]
+    return tf.tensor_scatter_nd_update(cache, indices, update)  # [B, L, N, H]

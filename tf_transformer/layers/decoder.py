@@ -124,17 +124,24 @@ class DecoderLayer(keras.layers.Layer):
         return {"self": {"key": empty, "value": empty},
                 "cross": {"key": cross_key, "value": cross_value}}
 
-    def decode_step(self, inputs, cache, step, memory_padding_mask=None):
-        """One incremental step: `inputs` [B, 1, D] at position `step` -> ([B, 1, D], cache)."""
-        cache_length = tf.shape(cache["self"]["key"])[1]
-        visible = masks_lib.causal_mask(tf.shape(inputs)[1], cache_length, offset=step)  # [1, C]
+    def decode_step(self, inputs, cache, step, self_attention_mask=None, memory_mask=None):
+        """One incremental step: `inputs` [B, 1, D] at position `step` -> ([B, 1, D], cache).
+
+        Args:
+            inputs: [B, 1, D] embedded token at position `step`.
+            cache: from `init_cache` or the previous step.
+            step: int32 scalar.
+            self_attention_mask: bool broadcastable to [B, N, 1, C]: the cache positions
+                written so far (see `Decoder.decode_step`).
+            memory_mask: bool broadcastable to [B, N, 1, S]: the non-padding source positions.
+        """
         normed = self.self_attention_residual.normalize_input(inputs)
         attended, self_cache = self.self_attention.call_cached(
-            normed, cache["self"], step=step, attention_mask=visible)  # [B, 1, D]
+            normed, cache["self"], step=step, mask=self_attention_mask)  # [B, 1, D]
         x = self.self_attention_residual(inputs, attended, training=False)
         normed = self.cross_attention_residual.normalize_input(x)
         attended, _ = self.cross_attention.call_cached(
-            normed, cache["cross"], padding_mask=memory_padding_mask)  # [B, 1, D]
+            normed, cache["cross"], mask=memory_mask)  # [B, 1, D]
         x = self.cross_attention_residual(x, attended, training=False)
         transformed = self.feed_forward(self.feed_forward_residual.normalize_input(x))
         outputs = self.feed_forward_residual(x, transformed, training=False)  # [B, 1, D]
@@ -230,11 +237,25 @@ class Decoder(keras.layers.Layer):
         return [layer.init_cache(memory, max_length) for layer in self.decoder_layers]
 
     def decode_step(self, inputs, cache, step, memory_padding_mask=None):
-        """One incremental step over all layers: [B, 1, D] -> ([B, 1, D], cache)."""
+        """One incremental step over all layers: [B, 1, D] -> ([B, 1, D], cache).
+
+        Args:
+            inputs: [B, 1, D] embedded token at position `step`.
+            cache: from `init_cache` or the previous step.
+            step: int32 scalar.
+            memory_padding_mask: [B, S] bool, or a mask already merged to [B, 1, 1, S].
+        """
+        cache_length = tf.shape(cache[0]["self"]["key"])[1]
+        # The masks are the same for every layer: build them once per step.
+        self_mask = masks_lib.merge_masks(
+            attention_mask=masks_lib.causal_mask(1, cache_length, offset=step))  # [1, 1, 1, C]
+        if memory_padding_mask is not None and len(memory_padding_mask.shape) == 2:
+            memory_padding_mask = masks_lib.merge_masks(memory_padding_mask)  # [B, 1, 1, S]
         x = inputs
         new_cache = []
         for layer, layer_cache in zip(self.decoder_layers, cache):
-            x, layer_cache = layer.decode_step(x, layer_cache, step, memory_padding_mask)
+            x, layer_cache = layer.decode_step(x, layer_cache, step, self_mask,
+                                               memory_padding_mask)
             new_cache.append(layer_cache)
         if self.final_norm is not None:
             x = self.final_norm(x)
