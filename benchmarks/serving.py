@@ -47,10 +47,21 @@ class Server:
 
     def __init__(self, args):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-        command = [sys.executable, "-m", "serving.server", "--rest-port", "0", "--grpc-port", "-1",
-                   "--log-level", "WARNING", *args]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+        command = [
+            sys.executable,
+            "-m",
+            "serving.server",
+            "--rest-port",
+            "0",
+            "--grpc-port",
+            "-1",
+            "--log-level",
+            "WARNING",
+            *args,
+        ]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         output = []
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -137,11 +148,17 @@ def build_fixture(directory):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-base-path", help="EXPORT_BASE/NAME with version folders "
-                                                  "(default: build the test fixture model)")
+    parser.add_argument(
+        "--model-base-path",
+        help="EXPORT_BASE/NAME with version folders " "(default: build the test fixture model)",
+    )
     parser.add_argument("--model-name", help="model name (default: the base path's folder name)")
-    parser.add_argument("--sentences-file", help="one sentence per line (default: built-in English sentences)")
-    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts (default 1,8,32)")
+    parser.add_argument(
+        "--sentences-file", help="one sentence per line (default: built-in English sentences)"
+    )
+    parser.add_argument(
+        "--concurrency", default="1,8,32", help="comma-separated client counts (default 1,8,32)"
+    )
     parser.add_argument("--requests-per-client", type=int, default=40)
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--batch-timeout-micros", type=int, default=2000)
@@ -158,18 +175,39 @@ def main(argv=None):
         base_path = args.model_base_path or build_fixture(scratch)
         model_name = args.model_name or os.path.basename(os.path.normpath(base_path))
         common = ["--num-threads", str(args.num_threads)]
-        plain = measure(model_name, base_path, common, sentences, concurrencies, args.requests_per_client)
-        batched = measure(model_name, base_path, common + [
-            "--enable-batching", "--max-batch-size", str(args.max_batch_size),
-            "--batch-timeout-micros", str(args.batch_timeout_micros),
-            "--num-batch-threads", str(args.num_threads)],
-            sentences, concurrencies, args.requests_per_client)
+        plain = measure(
+            model_name, base_path, common, sentences, concurrencies, args.requests_per_client
+        )
+        batched = measure(
+            model_name,
+            base_path,
+            common
+            + [
+                "--enable-batching",
+                "--max-batch-size",
+                str(args.max_batch_size),
+                "--batch-timeout-micros",
+                str(args.batch_timeout_micros),
+                "--num-batch-threads",
+                str(args.num_threads),
+            ],
+            sentences,
+            concurrencies,
+            args.requests_per_client,
+        )
 
-    print(f"model {model_name} at {base_path}; {args.requests_per_client} one-sentence REST requests per client; "
-          f"batching: max_batch_size={args.max_batch_size} batch_timeout_micros={args.batch_timeout_micros}; "
-          f"{os.cpu_count()} CPUs")
-    header = (f"{'clients':>7} | {'no batching':^29} | {'dynamic batching':^29} | {'speed-up':>8}\n"
-              f"{'':>7} | {'sent/s':>9} {'p50 ms':>9} {'p99 ms':>9} | {'sent/s':>9} {'p50 ms':>9} {'p99 ms':>9} |")
+    print(
+        f"model {model_name} at {base_path}; {args.requests_per_client} "
+        "one-sentence REST requests per client; "
+        f"batching: max_batch_size={args.max_batch_size} "
+        f"batch_timeout_micros={args.batch_timeout_micros}; "
+        f"{os.cpu_count()} CPUs"
+    )
+    header = (
+        f"{'clients':>7} | {'no batching':^29} | {'dynamic batching':^29} | {'speed-up':>8}\n"
+        f"{'':>7} | {'sent/s':>9} {'p50 ms':>9} "
+        f"{'p99 ms':>9} | {'sent/s':>9} {'p50 ms':>9} {'p99 ms':>9} |"
+    )
     print(header)
     for concurrency in concurrencies:
         row = [f"{concurrency:>7}"]

@@ -35,7 +35,9 @@ class ServingClientError(Exception):
 
 def _model_path(model, version=None, label=None):
     if version is not None and label is not None:
-        raise ValueError(f"Give a version or a label, not both; got version={version}, label={label!r}.")
+        raise ValueError(
+            f"Give a version or a label, not both; got version={version}, label={label!r}."
+        )
     path = f"/v1/models/{model}"
     if version is not None:
         path += f"/versions/{int(version)}"
@@ -64,7 +66,8 @@ class RestClient:
 
     def _call(self, method, suffix, body=None):
         response = self.session.request(
-            method, self.base_url + self.path + suffix, json=body, timeout=self.timeout)
+            method, self.base_url + self.path + suffix, json=body, timeout=self.timeout
+        )
         try:
             payload = response.json()
         except ValueError:
@@ -96,15 +99,20 @@ class RestClient:
         return self._call("POST", ":predict", body)["outputs"]
 
     def translate(self, sentences):
-        """Translates with `serving_default`; returns [{"translation": str, "score": float}, ...]."""
+        """Translates with `serving_default`: [{"translation": str, "score": float}, ...]."""
         return self.predict(list(sentences))
 
     def translate_beams(self, sentences, beam_size=4, top_beams=2, alpha=0.6):
-        """Translates with `translate_beams`; returns {"translations": [[...]], "scores": [[...]]}."""
+        """Translates with `translate_beams`: {"translations": [[...]], "scores": [[...]]}."""
         return self.predict_columns(
-            {"text": list(sentences), "beam_size": int(beam_size), "top_beams": int(top_beams),
-             "alpha": float(alpha)},
-            signature_name="translate_beams")
+            {
+                "text": list(sentences),
+                "beam_size": int(beam_size),
+                "top_beams": int(top_beams),
+                "alpha": float(alpha),
+            },
+            signature_name="translate_beams",
+        )
 
 
 def b64(data):
@@ -128,7 +136,9 @@ class GrpcClient:
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
         if version is not None and label is not None:
-            raise ValueError(f"Give a version or a label, not both; got version={version}, label={label!r}.")
+            raise ValueError(
+                f"Give a version or a label, not both; got version={version}, label={label!r}."
+            )
         self._grpc = grpc
         self.channel = grpc.insecure_channel(target)
         self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
@@ -152,7 +162,7 @@ class GrpcClient:
             raise ServingClientError(error.code(), error.details()) from None
 
     def predict(self, inputs, signature_name=None, output_filter=()):
-        """Predict; `inputs` maps names to array-likes. Returns (outputs dict of np arrays, model_spec)."""
+        """Predict; `inputs` maps names to array-likes. Returns (dict of np arrays, model_spec)."""
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 

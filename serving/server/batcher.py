@@ -197,14 +197,18 @@ class Batcher:
             self.batches_run += 1
             self.rows_run += sum(task.rows for task in batch)
             total = sum(task.rows for task in batch)
-            if len(batch) > 1 and any(np.ndim(v) == 0 or np.shape(v)[0] != total for v in outputs.values()):
+            if len(batch) > 1 and any(
+                np.ndim(v) == 0 or np.shape(v)[0] != total for v in outputs.values()
+            ):
                 # Outputs that do not follow the batch cannot be split.
                 await self._run_one_by_one(batch, run_fn)
                 return
             start = 0
             for task in batch:
                 stop = start + task.rows
-                _resolve(task.future, result={name: value[start:stop] for name, value in outputs.items()})
+                _resolve(
+                    task.future, result={name: value[start:stop] for name, value in outputs.items()}
+                )
                 start = stop
         finally:
             self._slots.release()

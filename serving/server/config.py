@@ -41,7 +41,9 @@ class VersionPolicy:
 
     def __post_init__(self):
         if self.kind not in ("latest", "all", "specific"):
-            raise ValueError(f"Version policy kind must be latest, all or specific; got {self.kind!r}.")
+            raise ValueError(
+                f"Version policy kind must be latest, all or specific; got {self.kind!r}."
+            )
         if self.kind == "latest" and self.num_versions < 1:
             raise ValueError(f"latest.num_versions must be >= 1; got {self.num_versions}.")
         if self.kind == "specific" and not self.versions:
@@ -61,7 +63,7 @@ class VersionPolicy:
             return found
         if self.kind == "specific":
             return [v for v in found if v in self.versions]
-        return found[-self.num_versions:]
+        return found[-self.num_versions :]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,16 +128,20 @@ def parse_model_config(text, config_dir="."):
     for model in config.model_config_list.config:
         if model.model_platform not in ("", "tensorflow"):
             raise ValueError(
-                f"Model {model.name!r}: model_platform must be 'tensorflow'; got {model.model_platform!r}.")
+                f"Model {model.name!r}: model_platform "
+                f"must be 'tensorflow'; got {model.model_platform!r}."
+            )
         base_path = model.base_path
         if base_path and not os.path.isabs(base_path):
             base_path = os.path.join(config_dir, base_path)
-        specs.append(ModelSpec(
-            name=model.name,
-            base_path=os.path.abspath(base_path) if base_path else "",
-            policy=_policy_from_proto(model.model_version_policy),
-            labels=dict(model.version_labels),
-        ))
+        specs.append(
+            ModelSpec(
+                name=model.name,
+                base_path=os.path.abspath(base_path) if base_path else "",
+                policy=_policy_from_proto(model.model_version_policy),
+                labels=dict(model.version_labels),
+            )
+        )
     names = [spec.name for spec in specs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

@@ -118,7 +118,9 @@ def from_tf_error(error):
         return error
     if isinstance(error, tf.errors.OpError):
         # TensorFlow's canonical codes are gRPC's codes, number for number.
-        return ServingError(_code_from_number(error.error_code), _strip_python_context(error.message))
+        return ServingError(
+            _code_from_number(error.error_code), _strip_python_context(error.message)
+        )
     return internal(f"{type(error).__name__}: {error}")
 
 

@@ -68,7 +68,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Predict(self, request, context):  # noqa: N802 -- gRPC method name.
         name, version, label = _model_address(request.model_spec)
         servable, signature = self._core.signature_for(
-            name, version, label, request.model_spec.signature_name)
+            name, version, label, request.model_spec.signature_name
+        )
         inputs = {}
         for alias, tensor_proto in request.inputs.items():
             try:
@@ -76,8 +77,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             except Exception:  # noqa: BLE001 -- any undecodable proto.
                 raise errors.invalid_argument(f"tensor parsing error: {alias}") from None
         outputs = await self._core.predict(
-            servable, signature, inputs, output_filter=request.output_filter,
-            deadline_seconds=context.time_remaining())
+            servable,
+            signature,
+            inputs,
+            output_filter=request.output_filter,
+            deadline_seconds=context.time_remaining(),
+        )
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
@@ -92,7 +97,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise errors.invalid_argument("Missing ModelSpec")
         if not request.metadata_field:
             raise errors.invalid_argument(
-                "GetModelMetadataRequest must specify at least one metadata_field")
+                "GetModelMetadataRequest must specify at least one metadata_field"
+            )
         for field in request.metadata_field:
             if field != _SIGNATURE_DEF_FIELD:
                 raise errors.invalid_argument(f"Metadata field {field} is not supported")
@@ -102,7 +108,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Classify(self, request, context):  # noqa: N802
         name, version, label = _model_address(request.model_spec)
         results = await self._core.classify(
-            name, version, label, _examples_request(request), context.time_remaining())
+            name, version, label, _examples_request(request), context.time_remaining()
+        )
         response = classification_pb2.ClassificationResponse()
         servable = self._core.manager.resolve(name, version, label)
         response.model_spec.name = servable.name
@@ -120,7 +127,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Regress(self, request, context):  # noqa: N802
         name, version, label = _model_address(request.model_spec)
         results = await self._core.regress(
-            name, version, label, _examples_request(request), context.time_remaining())
+            name, version, label, _examples_request(request), context.time_remaining()
+        )
         response = regression_pb2.RegressionResponse()
         servable = self._core.manager.resolve(name, version, label)
         response.model_spec.name = servable.name
@@ -148,22 +156,29 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return self._core.status(*_model_address(request.model_spec))
 
     async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "HandleReloadConfigRequest is not supported by this server")
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "HandleReloadConfigRequest is not supported by this server",
+        )
 
 
 def _examples_request(request):
     which = request.input.WhichOneof("kind")
     if which == "example_list":
-        return ExamplesRequest(request.model_spec.signature_name, list(request.input.example_list.examples))
+        return ExamplesRequest(
+            request.model_spec.signature_name, list(request.input.example_list.examples)
+        )
     if which == "example_list_with_context":
         with_context = request.input.example_list_with_context
-        return ExamplesRequest(request.model_spec.signature_name, list(with_context.examples),
-                               with_context.context)
+        return ExamplesRequest(
+            request.model_spec.signature_name, list(with_context.examples), with_context.context
+        )
     raise errors.invalid_argument("Input is empty")
 
 
 def add_servicers(server, core):
     """Registers both servicers on a `grpc.aio.Server`."""
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(core), server
+    )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), server)

@@ -107,6 +107,7 @@ class ExamplesRequest:
 # Parsing the body.
 # ---------------------------------------------------------------------------
 
+
 def parse_json(body):
     """Parses a request body into a JSON object, with RapidJSON's error texts.
 
@@ -128,7 +129,9 @@ def parse_json(body):
         message, offset = _rapidjson_error(error, text)
         raise errors.invalid_argument(f"JSON Parse error: {message} at offset: {offset}") from None
     except RecursionError:
-        raise errors.invalid_argument("JSON Parse error: Terminate parsing due to Handler error.") from None
+        raise errors.invalid_argument(
+            "JSON Parse error: Terminate parsing due to Handler error."
+        ) from None
     if not isinstance(doc, dict):
         raise _format_error(doc, "Is not object")
     return doc
@@ -136,7 +139,7 @@ def parse_json(body):
 
 def _rapidjson_error(error, text):
     """Maps a `json.JSONDecodeError` to RapidJSON's message and byte offset."""
-    offset = len(text[:error.pos].encode("utf-8", "surrogateescape"))
+    offset = len(text[: error.pos].encode("utf-8", "surrogateescape"))
     msg = error.msg
     if msg == "Expecting value":
         if not text.strip():
@@ -189,7 +192,8 @@ def _signature_name(doc):
     if not isinstance(name, str):
         raise errors.invalid_argument(
             f"JSON Value: {value_to_string(doc)} not formatted correctly. "
-            "'signature_name' key must be a string value.")
+            "'signature_name' key must be a string value."
+        )
     return name
 
 
@@ -214,12 +218,15 @@ def parse_predict_request(body, input_infos_for):
     infos = input_infos_for(signature_name)
     if not infos:
         raise errors.invalid_argument(
-            f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
+            f"Failed to get input map for signature: {signature_name or 'DEFAULT'}"
+        )
     dtypes = {name: info.dtype for name, info in infos.items()}
     has_instances, has_inputs = "instances" in doc, "inputs" in doc
     if has_instances and has_inputs:
         raise _format_error(
-            doc, "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist ")
+            doc,
+            "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist ",
+        )
     if has_instances:
         instances = doc["instances"]
         if not isinstance(instances, list):
@@ -257,10 +264,12 @@ class _Column:
             self.item_size, self.item_shape = len(values), shape
         elif self.item_size != len(values):
             raise errors.invalid_argument(
-                f"Expecting tensor size: {self.item_size} but got: {len(values)}")
+                f"Expecting tensor size: {self.item_size} but got: {len(values)}"
+            )
         elif self.item_shape != shape:
             raise errors.invalid_argument(
-                f"Expecting shape {_shape_string(self.item_shape)} but got: {_shape_string(shape)}")
+                f"Expecting shape {_shape_string(self.item_shape)} but got: {_shape_string(shape)}"
+            )
         self.values.extend(values)
 
 
@@ -269,7 +278,8 @@ def _tensors_from_instances(instances, dtypes):
     if not isinstance(first, dict) and len(dtypes) > 1:
         raise errors.invalid_argument(
             "instances is a plain list, but expecting list of objects as multiple input tensors "
-            "required as per tensorinfo_map")
+            "required as per tensorinfo_map"
+        )
     elements_are_objects = _is_element_object(first)
     input_names = sorted(dtypes)
     columns = {}
@@ -283,28 +293,33 @@ def _tensors_from_instances(instances, dtypes):
         if elements_are_objects:
             if not _is_element_object(element):
                 raise errors.invalid_argument(
-                    f"Expecting object but got list at item {index} of input list")
+                    f"Expecting object but got list at item {index} of input list"
+                )
             for name, item in element.items():
                 try:
                     add(name, item)
                 except errors.ServingError as error:
                     raise errors.invalid_argument(
                         f"Failed to process element: {index} key: {name} of 'instances' list. "
-                        f"Error: {error.status_name}: {error.message}") from None
+                        f"Error: {error.status_name}: {error.message}"
+                    ) from None
             if sorted(element) != input_names:
                 raise errors.invalid_argument(
                     f"Failed to process element: {index} of 'instances' list. JSON object: "
-                    f"{value_to_string(element)} must only have keys: {','.join(input_names)}")
+                    f"{value_to_string(element)} must only have keys: {','.join(input_names)}"
+                )
         else:
             if _is_element_object(element):
                 raise errors.invalid_argument(
-                    f"Expecting value/list but got object at item {index} of input list")
+                    f"Expecting value/list but got object at item {index} of input list"
+                )
             try:
                 add(input_names[0], element)
             except errors.ServingError as error:
                 raise errors.invalid_argument(
                     f"Failed to process element: {index} of 'instances' list. "
-                    f"Error: {error.status_name}: {error.message}") from None
+                    f"Error: {error.status_name}: {error.message}"
+                ) from None
     return {
         name: _to_array(column.values, [len(instances)] + column.item_shape, column.dtype)
         for name, column in columns.items()
@@ -316,8 +331,9 @@ def _tensors_from_inputs(value, dtypes):
         if len(dtypes) > 1:
             raise errors.invalid_argument(
                 "inputs is a plain value/list, but expecting an object as multiple input tensors "
-                "required as per tensorinfo_map")
-        (name, dtype), = dtypes.items()
+                "required as per tensorinfo_map"
+            )
+        ((name, dtype),) = dtypes.items()
         return {name: _tensor_from_value(value, dtype)}
     tensors = {}
     for name in sorted(dtypes):
@@ -353,16 +369,19 @@ def _fill_values(value, shape, dtype):
             if level != rank:
                 raise errors.invalid_argument(
                     f"JSON Value: {value_to_string(node)} found at incorrect level: {level + 1} "
-                    f"in the JSON DOM. Expected at level: {rank}")
+                    f"in the JSON DOM. Expected at level: {rank}"
+                )
             values.append(_convert_scalar(node, dtype))
             return
         if level >= rank:
             raise errors.invalid_argument(
-                f"Encountered list at unexpected level: {level} expected < {rank}")
+                f"Encountered list at unexpected level: {level} expected < {rank}"
+            )
         if len(node) != shape[level]:
             raise errors.invalid_argument(
                 f"Encountered list at unexpected size: {len(node)} at level: {level} "
-                f"expected size: {shape[level]}")
+                f"expected size: {shape[level]}"
+            )
         for child in node:
             visit(child, level + 1)
 
@@ -373,7 +392,8 @@ def _fill_values(value, shape, dtype):
 def _type_error(value, dtype):
     return errors.invalid_argument(
         f"JSON Value: {value_to_string(value)} Type: {_json_type(value)} "
-        f"is not of expected type: {dtype_name(dtype)}")
+        f"is not of expected type: {dtype_name(dtype)}"
+    )
 
 
 def _is_int(value):
@@ -397,7 +417,8 @@ def _convert_scalar(value, dtype):
             return value.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
             raise errors.invalid_argument(
-                "JSON Parse error: The surrogate pair in string is invalid.") from None
+                "JSON Parse error: The surrogate pair in string is invalid."
+            ) from None
     if dtype in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE):
         if not _is_number(value):
             raise _type_error(value, dtype)
@@ -405,7 +426,8 @@ def _convert_scalar(value, dtype):
             target = "float" if dtype == types_pb2.DT_FLOAT else "double"
             raise errors.invalid_argument(
                 f"Cannot convert JSON value: {value_to_string(value)} to {target} "
-                "without loss of precision.")
+                "without loss of precision."
+            )
         return float(value)
     if dtype in (types_pb2.DT_INT32, types_pb2.DT_INT16, types_pb2.DT_INT8, types_pb2.DT_UINT8):
         if not (_is_int(value) and _INT32_RANGE[0] <= value <= _INT32_RANGE[1]):
@@ -428,7 +450,8 @@ def _convert_scalar(value, dtype):
             raise _type_error(value, dtype)
         return value
     raise errors.unimplemented(
-        f"Conversion of JSON Value: {value_to_string(value)} to type: {dtype_name(dtype)}")
+        f"Conversion of JSON Value: {value_to_string(value)} to type: {dtype_name(dtype)}"
+    )
 
 
 def _is_lossless(value, dtype):
@@ -448,7 +471,8 @@ _BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 def _decode_base64_object(value):
     if not _is_b64_object(value):
         raise errors.invalid_argument(
-            f"JSON Value: {value_to_string(value)} not formatted correctly for base64 data")
+            f"JSON Value: {value_to_string(value)} not formatted correctly for base64 data"
+        )
     encoded = value["b64"]
     # Padding is optional, as for absl::Base64Unescape.
     if not _BASE64_CHARS.match(encoded) or len(encoded.rstrip("=")) % 4 == 1:
@@ -507,27 +531,29 @@ def _format_error(doc, message):
 # classify / regress bodies (tf.Example lists).
 # ---------------------------------------------------------------------------
 
-def parse_examples_request(body, method):
+
+def parse_examples_request(body):
     """Parses a `:classify` or `:regress` body (FillClassifyRegressRequestFromJson).
+
+    TF Serving's missing-key message names classify for both verbs; so does this one.
 
     Args:
         body: bytes.
-        method: str, "classify" or "regress" (TF Serving says "classify" in the
-            missing-key message for both).
 
     Returns:
         An `ExamplesRequest`.
     """
     import tensorflow as tf
 
-    del method  # TF Serving's message names classify for both verbs.
     doc = parse_json(body)
     signature_name = _signature_name(doc)
     context = None
     if "context" in doc:
         context = _example_from_json(doc["context"], tf)
     if "examples" not in doc:
-        raise _format_error(doc, "When method is classify, key 'examples' is expected and was not found")
+        raise _format_error(
+            doc, "When method is classify, key 'examples' is expected and was not found"
+        )
     examples = doc["examples"]
     if not isinstance(examples, list):
         raise _format_error(doc, "Expecting 'examples' value to be an list/array")
@@ -538,11 +564,13 @@ def parse_examples_request(body, method):
 
 def _example_from_json(value, tf):
     if not isinstance(value, dict):
-        raise errors.invalid_argument(f"Example must be JSON object but got JSON {_json_type(value)}")
+        raise errors.invalid_argument(
+            f"Example must be JSON object but got JSON {_json_type(value)}"
+        )
     example = tf.train.Example()
     for name, content in value.items():
         feature = example.features.feature[name]
-        for item in (content if isinstance(content, list) else [content]):
+        for item in content if isinstance(content, list) else [content]:
             _add_feature_value(item, name, feature)
     return example
 
@@ -554,11 +582,13 @@ def _add_feature_value(value, name, feature):
         if kind not in (None, expected):
             readable = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}[kind]
             raise errors.invalid_argument(
-                f"Unexpected element type in feature: {name} expecting type: {readable}")
+                f"Unexpected element type in feature: {name} expecting type: {readable}"
+            )
 
     if value is None or isinstance(value, list) or _is_element_object(value):
         raise errors.invalid_argument(
-            f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
+            f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}"
+        )
     if isinstance(value, bool):
         check("int64_list")
         feature.int64_list.value.append(int(value))
@@ -572,18 +602,23 @@ def _add_feature_value(value, name, feature):
         check("float_list")
         if not _is_lossless(value, types_pb2.DT_FLOAT):
             raise errors.invalid_argument(
-                f"Cannot convert JSON value: {value_to_string(value)} to float without loss of precision.")
+                f"Cannot convert JSON value: {value_to_string(value)} "
+                "to float without loss of precision."
+            )
         feature.float_list.value.append(value)
     else:
         check("int64_list")
         if value > _INT64_RANGE[1]:
-            raise errors.invalid_argument(f"Feature: {name} has uint64 element. Only int64 is supported.")
+            raise errors.invalid_argument(
+                f"Feature: {name} has uint64 element. Only int64 is supported."
+            )
         feature.int64_list.value.append(value)
 
 
 # ---------------------------------------------------------------------------
 # Writing the answer.
 # ---------------------------------------------------------------------------
+
 
 def predict_response_to_json(outputs, request_format):
     """Writes output arrays as TF Serving's predict answer (MakeJsonFromTensors).
@@ -608,16 +643,21 @@ def predict_response_to_json(outputs, request_format):
                 raise errors.invalid_argument(f"Tensor name: {name} has no shape information ")
             if array.shape[0] < 1:
                 raise errors.invalid_argument(
-                    f"Tensor name: {name} has invalid batch size: {array.shape[0]}")
+                    f"Tensor name: {name} has invalid batch size: {array.shape[0]}"
+                )
             if batch_size and array.shape[0] != batch_size:
                 raise errors.invalid_argument(
                     f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
-                    f"expecting: {batch_size}")
+                    f"expecting: {batch_size}"
+                )
             batch_size = array.shape[0]
         rows = []
         for row in range(batch_size):
             if len(names) > 1:
-                fields = (f"{_json_string(name)}: {_array_json(outputs[name], name, row)}" for name in names)
+                fields = (
+                    f"{_json_string(name)}: {_array_json(outputs[name], name, row)}"
+                    for name in names
+                )
                 rows.append("{" + ", ".join(fields) + "}")
             else:
                 rows.append(_array_json(outputs[names[0]], names[0], row))
@@ -669,6 +709,7 @@ def _bytes_writer(as_bytes):
         if as_bytes:
             return '{"b64": "' + base64.b64encode(value).decode("ascii") + '"}'
         return _json_string(value.decode("utf-8", "surrogateescape"))
+
     return write
 
 
@@ -714,7 +755,9 @@ def classification_to_json(results):
     write_label = _bytes_writer(as_bytes=False)
     examples = []
     for classes in results:
-        pairs = ", ".join(f"[{write_label(label)}, {_format_float32(score)}]" for label, score in classes)
+        pairs = ", ".join(
+            f"[{write_label(label)}, {_format_float32(score)}]" for label, score in classes
+        )
         examples.append("[" + pairs + "]")
     return ('{"results": [' + ", ".join(examples) + "]}").encode("utf-8", "surrogateescape")
 

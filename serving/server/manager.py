@@ -126,7 +126,9 @@ class ModelManager:
         except Exception as error:  # noqa: BLE001 -- any load failure is reported in the status.
             code = _load_error_code(error)
             message = f"{type(error).__name__}: {error}"
-            logger.error("Loading servable: {name: %s version: %d} failed: %s", name, version, message)
+            logger.error(
+                "Loading servable: {name: %s version: %d} failed: %s", name, version, message
+            )
             self._failed[(name, version)] = fingerprint
             self._set_status(name, VersionStatus(version, END, code, message))
             return
@@ -260,7 +262,9 @@ def _fingerprint(path):
                 stat = os.stat(os.path.join(root, file))
             except OSError:
                 continue
-            stats.append((os.path.relpath(os.path.join(root, file), path), stat.st_mtime_ns, stat.st_size))
+            stats.append(
+                (os.path.relpath(os.path.join(root, file), path), stat.st_mtime_ns, stat.st_size)
+            )
     return tuple(sorted(stats))
 
 

@@ -37,10 +37,12 @@ logger = logging.getLogger(__name__)
 
 _PREDICT_PATH = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _STATUS_PATH = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _API_PATH = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 _INT64_MAX = 2**63 - 1
 # A body over the limit is drained (not stored) up to this multiple of the limit.
@@ -65,7 +67,10 @@ def create_app(core):
             return _error_response(error)
         except _BodyTooLarge as too_large:
             return Response(
-                json.dumps({"error": str(too_large)}), status_code=413, media_type="application/json")
+                json.dumps({"error": str(too_large)}),
+                status_code=413,
+                media_type="application/json",
+            )
         except Exception as error:  # noqa: BLE001 -- the server answers, whatever went wrong.
             logger.exception("Unexpected error in %s %s", request.method, request.url.path)
             return _error_response(errors.internal(f"{type(error).__name__}: {error}"))
@@ -137,11 +142,11 @@ async def _dispatch(core, method, path, body):
         if verb == "predict":
             return await _predict(core, name, version, label, body)
         if verb == "classify":
-            request = json_tensor.parse_examples_request(body, "classify")
+            request = json_tensor.parse_examples_request(body)
             results = await core.classify(name, version, label, request)
             return _json_response(json_tensor.classification_to_json(results))
         if verb == "regress":
-            request = json_tensor.parse_examples_request(body, "regress")
+            request = json_tensor.parse_examples_request(body)
             results = await core.regress(name, version, label, request)
             return _json_response(json_tensor.regression_to_json(results))
         raise malformed  # TF Serving dispatches on the lower-case verb only.
@@ -176,7 +181,8 @@ async def _predict(core, name, version, label, body):
 
 def _status_json(response):
     as_dict = json_format.MessageToDict(
-        response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+        response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
     return json.dumps(as_dict, indent=1).encode("utf-8")
 
 

@@ -46,7 +46,7 @@ class Signature:
         return dict(self.signature_def.inputs)
 
     def input_shape(self, name):
-        """Returns the static shape of input `name` as a list (None = any), or None if unknown rank."""
+        """Static shape of input `name` as a list (None = any dim); None for an unknown rank."""
         shape = self.signature_def.inputs[name].tensor_shape
         if shape.unknown_rank:
             return None
@@ -84,7 +84,9 @@ class Servable:
         """
         name = name or DEFAULT_SIGNATURE
         if name not in self.signature_defs:
-            raise errors.invalid_argument(f'Serving signature name: "{name}" not found in signature def')
+            raise errors.invalid_argument(
+                f'Serving signature name: "{name}" not found in signature def'
+            )
         return Signature(name, self.signature_defs[name], self._functions.get(name))
 
     def validate_inputs(self, signature, inputs):
@@ -104,24 +106,29 @@ class Servable:
                 f"input size does not match signature: {len(sent)}!={len(expected)} "
                 f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}}). "
                 f"Sent extra: {{{','.join(sorted(sent - expected))}}}. "
-                f"Missing but required: {{{','.join(sorted(expected - sent))}}}.")
+                f"Missing but required: {{{','.join(sorted(expected - sent))}}}."
+            )
         for alias in sorted(sent):
             if alias not in expected:
                 raise errors.invalid_argument(
                     f"input tensor alias not found in signature: {alias}. "
-                    f"Inputs expected to be in the set {{{','.join(sorted(expected))}}}.")
+                    f"Inputs expected to be in the set {{{','.join(sorted(expected))}}}."
+                )
             info = signature.inputs[alias]
             array = inputs[alias]
             if not _dtype_matches(array, info.dtype):
                 raise errors.invalid_argument(
                     f"Expects arg '{alias}' to be {dtype_name(info.dtype)} "
-                    f"but {_array_dtype_name(array)} is provided")
+                    f"but {_array_dtype_name(array)} is provided"
+                )
             shape = signature.input_shape(alias)
             if shape is not None and not _shape_matches(array.shape, shape):
                 expected_shape = "[" + ",".join("-1" if d is None else str(d) for d in shape) + "]"
                 actual_shape = "[" + ",".join(str(d) for d in array.shape) + "]"
                 raise errors.invalid_argument(
-                    f"Input '{alias}' has shape {actual_shape} but the signature expects {expected_shape}")
+                    f"Input '{alias}' has shape {actual_shape} "
+                    f"but the signature expects {expected_shape}"
+                )
 
     def run(self, signature, inputs, output_filter=()):
         """Runs a signature on numpy inputs.
@@ -143,12 +150,12 @@ class Servable:
             if alias not in outputs:
                 raise errors.invalid_argument(
                     f"output tensor alias not found in signature: {alias} "
-                    f"Outputs expected to be in the set {{{','.join(sorted(outputs))}}}.")
+                    f"Outputs expected to be in the set {{{','.join(sorted(outputs))}}}."
+                )
         if len(set(output_filter)) != len(output_filter):
             raise errors.invalid_argument("duplicate output tensor alias in output_filter")
         if signature.function is None:
-            raise errors.failed_precondition(
-                f'Serving signature key "{signature.name}" not found.')
+            raise errors.failed_precondition(f'Serving signature key "{signature.name}" not found.')
         tensors = {
             name: tf.constant(array, dtype=tf.dtypes.as_dtype(signature.inputs[name].dtype))
             for name, array in inputs.items()
@@ -202,4 +209,6 @@ def _array_dtype_name(array):
 
 
 def _shape_matches(actual, expected):
-    return len(actual) == len(expected) and all(e is None or a == e for a, e in zip(actual, expected))
+    return len(actual) == len(expected) and all(
+        e is None or a == e for a, e in zip(actual, expected)
+    )

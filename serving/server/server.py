@@ -83,7 +83,8 @@ async def serve(options, ready=None):
     """
     manager = ModelManager(options.models, poll_seconds=options.poll_seconds)
     executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=options.num_threads, thread_name_prefix="inference")
+        max_workers=options.num_threads, thread_name_prefix="inference"
+    )
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, manager.start)
     core = ServingCore(manager, executor, options.limits, options.batching)
@@ -96,10 +97,12 @@ async def serve(options, ready=None):
     grpc_server, grpc_address = None, None
     if options.grpc_port is not None:
         max_bytes = options.limits.max_body_bytes
-        grpc_server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", max_bytes),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        ])
+        grpc_server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", max_bytes),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ]
+        )
         grpc_service.add_servicers(grpc_server, core)
         port = grpc_server.add_insecure_port(f"{_bracket(options.host)}:{options.grpc_port}")
         if port == 0:
@@ -111,8 +114,13 @@ async def serve(options, ready=None):
     if options.rest_port is not None:
         sock = _bind(options.host, options.rest_port)
         config = uvicorn.Config(
-            rest.create_app(core), log_level="warning", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=options.grace_seconds, timeout_keep_alive=30)
+            rest.create_app(core),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=options.grace_seconds,
+            timeout_keep_alive=30,
+        )
         rest_server = _UvicornServer(config)
         rest_task = asyncio.ensure_future(rest_server.serve(sockets=[sock]))
         while not rest_server.started and not rest_task.done():
@@ -121,8 +129,11 @@ async def serve(options, ready=None):
             rest_task.result()  # Re-raises the start-up failure.
         rest_address = f"{options.host}:{sock.getsockname()[1]}"
 
-    print(f"tft-serve: ready REST {'http://' + rest_address if rest_address else 'off'} "
-          f"gRPC {grpc_address or 'off'}", flush=True)
+    print(
+        f"tft-serve: ready REST {'http://' + rest_address if rest_address else 'off'} "
+        f"gRPC {grpc_address or 'off'}",
+        flush=True,
+    )
     if ready is not None:
         ready(rest_address, grpc_address, stop)
 

@@ -86,7 +86,8 @@ class ServingCore:
         if rows > self.limits.max_instances:
             raise errors.invalid_argument(
                 f"Request has {rows} instances, more than the limit of {self.limits.max_instances} "
-                "instances per request")
+                "instances per request"
+            )
         output_filter = tuple(output_filter)
 
         def run(batch_inputs):
@@ -96,7 +97,10 @@ class ServingCore:
         if key is not None:
             work = self._batcher.run(
                 (servable.name, servable.version, id(servable), signature.name, output_filter, key),
-                inputs, batch_rows, run)
+                inputs,
+                batch_rows,
+                run,
+            )
         else:
             work = asyncio.get_running_loop().run_in_executor(self._executor, run, inputs)
         return await self._with_deadline(work, deadline_seconds)
@@ -126,8 +130,9 @@ class ServingCore:
         servable = self.manager.resolve(model, version, label)
         signature = _examples_signature(servable, request.signature_name)
         input_name, output_names = _check_classification(signature.signature_def)
-        outputs = await self._run_examples(servable, signature, input_name, output_names, request,
-                                           deadline_seconds)
+        outputs = await self._run_examples(
+            servable, signature, input_name, output_names, request, deadline_seconds
+        )
         classes = outputs.get("classes")
         scores = outputs.get("scores")
         num_examples = len(request.examples)
@@ -135,11 +140,19 @@ class ServingCore:
             if tensor is not None and (tensor.ndim != 2 or tensor.shape[0] != num_examples):
                 raise errors.invalid_argument(
                     f"Expected {name} Tensor shape: [batch_size num_classes] with batch_size "
-                    f"{num_examples} but got {list(tensor.shape)}")
+                    f"{num_examples} but got {list(tensor.shape)}"
+                )
         num_classes = (classes if classes is not None else scores).shape[1]
-        return [[(classes[i, c] if classes is not None else b"",
-                  float(scores[i, c]) if scores is not None else 0.0) for c in range(num_classes)]
-                for i in range(num_examples)]
+        return [
+            [
+                (
+                    classes[i, c] if classes is not None else b"",
+                    float(scores[i, c]) if scores is not None else 0.0,
+                )
+                for c in range(num_classes)
+            ]
+            for i in range(num_examples)
+        ]
 
     async def regress(self, model, version, label, request, deadline_seconds=None):
         """Runs a regression signature on tf.Examples.
@@ -150,17 +163,21 @@ class ServingCore:
         servable = self.manager.resolve(model, version, label)
         signature = _examples_signature(servable, request.signature_name)
         input_name, output_names = _check_regression(signature.signature_def)
-        outputs = await self._run_examples(servable, signature, input_name, output_names, request,
-                                           deadline_seconds)
+        outputs = await self._run_examples(
+            servable, signature, input_name, output_names, request, deadline_seconds
+        )
         values = outputs["outputs"]
         num_examples = len(request.examples)
         if values.ndim not in (1, 2) or values.size != num_examples:
             raise errors.invalid_argument(
                 "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
-                f"{list(values.shape)}")
+                f"{list(values.shape)}"
+            )
         return [float(v) for v in values.reshape(-1)]
 
-    async def _run_examples(self, servable, signature, input_name, output_names, request, deadline_seconds):
+    async def _run_examples(
+        self, servable, signature, input_name, output_names, request, deadline_seconds
+    ):
         serialized = []
         for example in request.examples:
             if request.context is not None:
@@ -219,14 +236,18 @@ def _check_classification(signature_def):
         raise errors.invalid_argument("Expected one input Tensor.")
     if len(signature_def.outputs) not in (1, 2):
         raise errors.invalid_argument(
-            f"Expected one or two output Tensors, found {len(signature_def.outputs)}")
+            f"Expected one or two output Tensors, found {len(signature_def.outputs)}"
+        )
     if "inputs" not in signature_def.inputs:
-        raise errors.invalid_argument(f"No classification inputs found in SignatureDef: {signature_def}")
+        raise errors.invalid_argument(
+            f"No classification inputs found in SignatureDef: {signature_def}"
+        )
     outputs = [name for name in ("classes", "scores") if name in signature_def.outputs]
     if not outputs:
         raise errors.invalid_argument(
             'Expected classification signature outputs to contain at least one of "classes" or '
-            f'"scores". Signature was: {signature_def}')
+            f'"scores". Signature was: {signature_def}'
+        )
     return "inputs", outputs
 
 
@@ -237,7 +258,11 @@ def _check_regression(signature_def):
     if len(signature_def.outputs) != 1:
         raise errors.invalid_argument("Expected one output Tensor.")
     if "inputs" not in signature_def.inputs:
-        raise errors.failed_precondition(f"No regression inputs found in SignatureDef: {signature_def}")
+        raise errors.failed_precondition(
+            f"No regression inputs found in SignatureDef: {signature_def}"
+        )
     if "outputs" not in signature_def.outputs:
-        raise errors.failed_precondition(f"No regression outputs found in SignatureDef: {signature_def}")
+        raise errors.failed_precondition(
+            f"No regression outputs found in SignatureDef: {signature_def}"
+        )
     return "inputs", ["outputs"]

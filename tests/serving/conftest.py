@@ -73,29 +73,36 @@ def write_fixture_translator(export_dir, score_bias=0.0):
             translation, score = self._translate(text)
             return {"translation": translation, "score": score}
 
-        @tf.function(input_signature=[
-            tf.TensorSpec([None], tf.string, name="text"),
-            tf.TensorSpec([], tf.int32, name="beam_size"),
-            tf.TensorSpec([], tf.int32, name="top_beams"),
-            tf.TensorSpec([], tf.float32, name="alpha"),
-        ])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.string, name="text"),
+                tf.TensorSpec([], tf.int32, name="beam_size"),
+                tf.TensorSpec([], tf.int32, name="top_beams"),
+                tf.TensorSpec([], tf.float32, name="alpha"),
+            ]
+        )
         def translate_beams(self, text, beam_size, top_beams, alpha):
-            tf.debugging.assert_less_equal(top_beams, beam_size, message="top_beams must be <= beam_size")
+            tf.debugging.assert_less_equal(
+                top_beams, beam_size, message="top_beams must be <= beam_size"
+            )
             translation, score = self._translate(text)
             batch = tf.shape(text)[0]
             ranks = tf.range(top_beams)  # [K]
             suffix = tf.strings.join([" #", tf.strings.as_string(ranks)])  # [K]
-            translations = tf.strings.join([
-                tf.tile(translation[:, None], [1, top_beams]),
-                tf.tile(suffix[None, :], [batch, 1]),
-            ])  # [B, K]
+            translations = tf.strings.join(
+                [
+                    tf.tile(translation[:, None], [1, top_beams]),
+                    tf.tile(suffix[None, :], [batch, 1]),
+                ]
+            )  # [B, K]
             scores = score[:, None] - alpha * tf.cast(ranks, tf.float32)[None, :]  # [B, K]
             return {"translations": translations, "scores": scores}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="raw")])
         def echo_bytes(self, raw):
             reversed_bytes = tf.strings.reduce_join(
-                tf.reverse(tf.strings.bytes_split(raw), axis=[1]), axis=1)
+                tf.reverse(tf.strings.bytes_split(raw), axis=[1]), axis=1
+            )
             return {"reversed_bytes": reversed_bytes}
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.float64, name="seconds")])
@@ -104,7 +111,8 @@ def write_fixture_translator(export_dir, score_bias=0.0):
             elapsed = tf.while_loop(
                 lambda elapsed: elapsed < seconds,
                 lambda elapsed: [tf.timestamp() - start],
-                [tf.constant(0.0, tf.float64)])[0]
+                [tf.constant(0.0, tf.float64)],
+            )[0]
             return {"elapsed": elapsed}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
@@ -158,11 +166,22 @@ class ServerProcess:
     READY = re.compile(r"tft-serve: ready REST (\S+) gRPC (\S+)")
 
     def __init__(self, args, timeout=120):
-        command = [sys.executable, "-m", "serving.server", "--rest-port", "0", "--grpc-port", "0",
-                   "--log-level", "WARNING", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "serving.server",
+            "--rest-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--log-level",
+            "WARNING",
+            *args,
+        ]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.output = []
         deadline = time.monotonic() + timeout
         while True:
@@ -177,7 +196,10 @@ class ServerProcess:
 
     def _readline(self, deadline):
         while time.monotonic() < deadline:
-            if self.process.poll() is not None and not select.select([self.process.stdout], [], [], 0)[0]:
+            if (
+                self.process.poll() is not None
+                and not select.select([self.process.stdout], [], [], 0)[0]
+            ):
                 return None
             ready, _, _ = select.select([self.process.stdout], [], [], 0.5)
             if ready:
@@ -214,8 +236,11 @@ def write_model_config(path, entries):
     """
     blocks = []
     for entry in entries:
-        lines = [f'name: "{entry["name"]}"', f'base_path: "{entry["base_path"]}"',
-                 'model_platform: "tensorflow"']
+        lines = [
+            f'name: "{entry["name"]}"',
+            f'base_path: "{entry["base_path"]}"',
+            'model_platform: "tensorflow"',
+        ]
         if entry.get("policy"):
             lines.append(f"model_version_policy {{ {entry['policy']} }}")
         for label, version in entry.get("labels", {}).items():
@@ -240,23 +265,41 @@ def serving_layout(fixture_export_base, tmp_path_factory):
         os.makedirs(root / model)
         copy_version(str(source / "1"), str(root / model / "1"))
     config_path = root / "models.config"
-    write_model_config(config_path, [
-        {"name": MODEL_NAME, "base_path": str(source), "policy": "all {}",
-         "labels": {"stable": 1, "canary": 2}},
-        {"name": "latest", "base_path": str(root / "latest")},
-        {"name": "broken", "base_path": str(root / "broken")},
-    ])
+    write_model_config(
+        config_path,
+        [
+            {
+                "name": MODEL_NAME,
+                "base_path": str(source),
+                "policy": "all {}",
+                "labels": {"stable": 1, "canary": 2},
+            },
+            {"name": "latest", "base_path": str(root / "latest")},
+            {"name": "broken", "base_path": str(root / "broken")},
+        ],
+    )
     return {"root": root, "config": str(config_path), "source": source}
 
 
 @pytest.fixture(scope="session")
 def server(serving_layout):
     """The shared test server: batching on, fast polling, small body limit (1 MiB)."""
-    process = ServerProcess([
-        "--model-config-file", serving_layout["config"],
-        "--enable-batching", "--max-batch-size", "16", "--batch-timeout-micros", "2000",
-        "--file-system-poll-wait-seconds", "0.2",
-        "--max-body-bytes", str(1024 * 1024), "--max-instances", "64",
-    ])
+    process = ServerProcess(
+        [
+            "--model-config-file",
+            serving_layout["config"],
+            "--enable-batching",
+            "--max-batch-size",
+            "16",
+            "--batch-timeout-micros",
+            "2000",
+            "--file-system-poll-wait-seconds",
+            "0.2",
+            "--max-body-bytes",
+            str(1024 * 1024),
+            "--max-instances",
+            "64",
+        ]
+    )
     yield process
     process.terminate()

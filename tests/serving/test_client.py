@@ -11,7 +11,9 @@ def test_rest_client(server):
     client = RestClient(server.rest_url, "translator")
     assert client.translate(["a b"]) == [{"translation": "B A", "score": 2.5}]
     assert client.translate_beams(["a b"], beam_size=2, top_beams=2, alpha=1.0) == {
-        "translations": [["B A #0", "B A #1"]], "scores": [[2.5, 1.5]]}
+        "translations": [["B A #0", "B A #1"]],
+        "scores": [[2.5, 1.5]],
+    }
     assert client.predict([b64(b"\x01\x02")], signature_name="echo_bytes") == [{"b64": "AgE="}]
     assert [s["version"] for s in client.status()] == ["2", "1"]
     assert "serving_default" in client.metadata()["metadata"]["signature_def"]["signature_def"]

@@ -55,14 +55,18 @@ def test_batch_key_separates_scalars_and_trailing_shapes():
     assert batch_key(a)[0] != batch_key(d)[0]
     assert batch_key({"shift": np.array(1.0)}) == (None, 0)  # nothing to batch
     assert batch_key({"x": np.zeros(2), "z": np.zeros(3)}) == (None, 0)  # disagreeing dim 0
-    assert batch_key({"s": np.array(b"a", dtype=object), "x": np.zeros(1)})[0] == \
-        batch_key({"s": np.array(b"a", dtype=object), "x": np.zeros(2)})[0]
+    assert (
+        batch_key({"s": np.array(b"a", dtype=object), "x": np.zeros(1)})[0]
+        == batch_key({"s": np.array(b"a", dtype=object), "x": np.zeros(2)})[0]
+    )
 
 
 def test_concurrent_requests_merge_and_split_back():
     model = RecordingModel()
     requests = [{"x": np.arange(i, i + 2, dtype=np.float32)} for i in range(0, 16, 2)]  # 8 x 2 rows
-    results = run_requests(requests, BatchingOptions(max_batch_size=16, batch_timeout_micros=50_000), model)
+    results = run_requests(
+        requests, BatchingOptions(max_batch_size=16, batch_timeout_micros=50_000), model
+    )
     for request, result in zip(requests, results):
         np.testing.assert_array_equal(result["y"], 2 * request["x"])
     assert model.batches == [16]  # one run for all eight requests
@@ -72,7 +76,9 @@ def test_concurrent_requests_merge_and_split_back():
 def test_max_batch_size_bounds_each_batch():
     model = RecordingModel()
     requests = [{"x": np.full(3, i, np.float32)} for i in range(5)]  # 15 rows
-    results = run_requests(requests, BatchingOptions(max_batch_size=6, batch_timeout_micros=50_000), model)
+    results = run_requests(
+        requests, BatchingOptions(max_batch_size=6, batch_timeout_micros=50_000), model
+    )
     assert all(size <= 6 for size in model.batches)
     assert sum(model.batches) == 15
     for i, result in enumerate(results):
@@ -81,15 +87,21 @@ def test_max_batch_size_bounds_each_batch():
 
 def test_different_scalars_are_not_merged():
     model = RecordingModel()
-    requests = [{"x": np.ones(1, np.float32), "shift": np.array(float(i % 2), np.float32)} for i in range(6)]
-    results = run_requests(requests, BatchingOptions(max_batch_size=32, batch_timeout_micros=50_000), model)
+    requests = [
+        {"x": np.ones(1, np.float32), "shift": np.array(float(i % 2), np.float32)} for i in range(6)
+    ]
+    results = run_requests(
+        requests, BatchingOptions(max_batch_size=32, batch_timeout_micros=50_000), model
+    )
     assert sorted(model.batches) == [3, 3]
     assert [float(r["y"][0]) for r in results] == [2.0, 3.0] * 3
 
 
 def test_oversized_request_runs_alone():
     model = RecordingModel()
-    results = run_requests([{"x": np.ones(10, np.float32)}], BatchingOptions(max_batch_size=4), model)
+    results = run_requests(
+        [{"x": np.ones(10, np.float32)}], BatchingOptions(max_batch_size=4), model
+    )
     assert model.batches == [10]
     assert results[0]["y"].shape == (10,)
 
@@ -97,7 +109,9 @@ def test_oversized_request_runs_alone():
 def test_a_failing_request_does_not_fail_its_batch_mates():
     model = RecordingModel(fail_on=-1.0)
     requests = [{"x": np.array([v], np.float32)} for v in (1.0, -1.0, 3.0)]
-    results = run_requests(requests, BatchingOptions(max_batch_size=8, batch_timeout_micros=50_000), model)
+    results = run_requests(
+        requests, BatchingOptions(max_batch_size=8, batch_timeout_micros=50_000), model
+    )
     assert float(results[0]["y"][0]) == 2.0
     assert isinstance(results[1], ValueError)
     assert float(results[2]["y"][0]) == 6.0

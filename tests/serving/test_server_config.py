@@ -1,5 +1,7 @@
 """Tests for serving/server/config.py: TF Serving's ModelServerConfig text format."""
 
+import re
+
 import pytest
 
 from serving.server import config
@@ -17,7 +19,10 @@ def test_parses_models_policies_and_labels(tmp_path):
         version_labels { key: "canary" value: 2 }
       }
       config { name: "c" base_path: "/c" model_version_policy { all {} } }
-      config { name: "d" base_path: "/d" model_version_policy { specific { versions: 1 versions: 3 } } }
+      config {
+        name: "d" base_path: "/d"
+        model_version_policy { specific { versions: 1 versions: 3 } }
+      }
     }
     """
     specs = config.parse_model_config(text, config_dir=str(tmp_path))
@@ -31,12 +36,15 @@ def test_parses_models_policies_and_labels(tmp_path):
     assert specs[3].policy == config.VersionPolicy("specific", versions=(1, 3))
 
 
-@pytest.mark.parametrize("policy, expected", [
-    (config.VersionPolicy(), [7]),
-    (config.VersionPolicy("latest", num_versions=2), [3, 7]),
-    (config.VersionPolicy("all"), [1, 3, 7]),
-    (config.VersionPolicy("specific", versions=(1, 5)), [1]),
-])
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        (config.VersionPolicy(), [7]),
+        (config.VersionPolicy("latest", num_versions=2), [3, 7]),
+        (config.VersionPolicy("all"), [1, 3, 7]),
+        (config.VersionPolicy("specific", versions=(1, 5)), [1]),
+    ],
+)
 def test_version_policy_selects(policy, expected):
     assert policy.select([3, 1, 7]) == expected
 
@@ -50,25 +58,42 @@ def test_load_file_resolves_relative_paths(tmp_path):
 
 def test_from_flags():
     (spec,) = config.from_flags("m", "/tmp/m")
-    assert (spec.name, spec.base_path, spec.policy.kind, spec.policy.num_versions) == ("m", "/tmp/m", "latest", 1)
+    assert (spec.name, spec.base_path, spec.policy.kind, spec.policy.num_versions) == (
+        "m",
+        "/tmp/m",
+        "latest",
+        1,
+    )
 
 
-@pytest.mark.parametrize("text, message", [
-    ("model_config_list { config { name: ", "Invalid ModelServerConfig text"),
-    ('model_config_list { config { name: "a" base_path: "/a" } config { name: "a" base_path: "/b" } }',
-     "repeated: ['a']"),
-    ('model_config_list { config { name: "a" base_path: "/a" model_platform: "onnx" } }', "'onnx'"),
-    ("model_config_list { }", "no model"),
-    ('model_config_list { config { name: "a" } }', "needs a base_path"),
-    ('model_config_list { config { name: "a" base_path: "/a" '
-     "model_version_policy { latest { num_versions: 0 } } } }", None),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model_config_list { config { name: ", "Invalid ModelServerConfig text"),
+        (
+            'model_config_list { config { name: "a" base_path: "/a" } '
+            'config { name: "a" base_path: "/b" } }',
+            "repeated: ['a']",
+        ),
+        (
+            'model_config_list { config { name: "a" base_path: "/a" model_platform: "onnx" } }',
+            "'onnx'",
+        ),
+        ("model_config_list { }", "no model"),
+        ('model_config_list { config { name: "a" } }', "needs a base_path"),
+        (
+            'model_config_list { config { name: "a" base_path: "/a" '
+            "model_version_policy { latest { num_versions: 0 } } } }",
+            None,
+        ),
+    ],
+)
 def test_rejects_bad_configs(text, message):
     if message is None:  # num_versions 0 means the default (1), as in TF Serving.
         (spec,) = config.parse_model_config(text)
         assert spec.policy.num_versions == 1
         return
-    with pytest.raises(ValueError, match=__import__("re").escape(message)):
+    with pytest.raises(ValueError, match=re.escape(message)):
         config.parse_model_config(text)
 
 

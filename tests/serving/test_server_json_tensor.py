@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from tensorflow.core.framework import tensor_pb2, types_pb2  # noqa: F401 -- proto registry
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 
 from serving.server import errors, json_tensor
-from tensorflow.core.protobuf import meta_graph_pb2
 
 
 def _infos(**dtypes):
@@ -41,8 +41,10 @@ def test_row_format_named_inputs_and_column_format_scalars():
     request = parse({"instances": [{"text": "x", "beam_size": 4, "alpha": 0.5}] * 2}, BEAMS)
     assert request.inputs["beam_size"].dtype == np.int32
     assert request.inputs["beam_size"].tolist() == [4, 4]
-    column = parse({"signature_name": "beams", "inputs": {"text": ["x", "y"], "beam_size": 4, "alpha": 1}},
-                   BEAMS)
+    column = parse(
+        {"signature_name": "beams", "inputs": {"text": ["x", "y"], "beam_size": 4, "alpha": 1}},
+        BEAMS,
+    )
     assert column.format == json_tensor.COLUMN
     assert column.signature_name == "beams"
     assert column.inputs["beam_size"].shape == ()
@@ -60,57 +62,136 @@ def test_nested_lists_build_rank_two_tensors():
     np.testing.assert_array_equal(request.inputs["x"], np.array([[1.5, 2], [3, 4]], np.float32))
 
 
-@pytest.mark.parametrize("body, infos, message", [
-    (b"", TEXT, "JSON Parse error: The document is empty"),
-    (b"not json", TEXT, "JSON Parse error: Invalid value. at offset: 0"),
-    (b'{"instances": ["a"] "x"}', TEXT, "JSON Parse error: Missing a comma or '}' after an object member. "
-                                        "at offset: 20"),
-    (b'{"instances": ["a" "b"]}', TEXT, "JSON Parse error: Missing a comma or ']' after an array element. "
-                                        "at offset: 19"),
-    (b'["a"]', TEXT, 'JSON Value: [\n    "a"\n] Is not object'),
-    ({"signature_name": 3, "instances": ["a"]}, TEXT,
-     "not formatted correctly. 'signature_name' key must be a string value."),
-    ({"x": 1}, TEXT, "Missing 'inputs' or 'instances' key"),
-    ({"instances": []}, TEXT, 'JSON Value: {\n    "instances": []\n} No values in \'instances\' array'),
-    ({"instances": "a"}, TEXT, "Excepting 'instances' to be an list/array"),
-    ({"instances": ["a"], "inputs": ["a"]}, TEXT,
-     "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "),
-    ({"instances": [1]}, TEXT, "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
-                               "JSON Value: 1 Type: Number is not of expected type: string"),
-    ({"inputs": {"text": ["a"], "beam_size": 1.0, "alpha": 1}}, BEAMS,
-     "JSON Value: 1.0 Type: Number is not of expected type: int32"),
-    ({"inputs": {"text": ["a"], "beam_size": 2**40, "alpha": 1}}, BEAMS,
-     "JSON Value: 1099511627776 Type: Number is not of expected type: int32"),
-    ({"inputs": {"text": ["a"], "beam_size": 1, "alpha": 16777217}}, BEAMS,
-     "Cannot convert JSON value: 16777217 to float without loss of precision."),
-    ({"inputs": {"text": ["a"], "beam_size": 1, "alpha": True}}, BEAMS,
-     "JSON Value: true Type: True is not of expected type: float"),
-    ({"inputs": {"text": ["a"], "alpha": 1}}, BEAMS, "Missing named input: beam_size in 'inputs' object."),
-    ({"inputs": ["a"]}, BEAMS, "inputs is a plain value/list, but expecting an object as multiple input "
-                               "tensors required as per tensorinfo_map"),
-    ({"instances": ["a"]}, BEAMS, "instances is a plain list, but expecting list of objects as multiple "
-                                  "input tensors required as per tensorinfo_map"),
-    ({"instances": [{"text": "a", "beam_size": 1}]}, BEAMS,
-     'Failed to process element: 0 of \'instances\' list. JSON object: {\n    "text": "a",\n    '
-     '"beam_size": 1\n} must only have keys: alpha,beam_size,text'),
-    ({"instances": [{"text": "a", "beam_size": 1, "alpha": 1, "bogus": 1}]}, BEAMS,
-     "Failed to process element: 0 key: bogus of 'instances' list. Error: INVALID_ARGUMENT: "
-     "JSON object: does not have named input: bogus"),
-    ({"instances": [{"b64": "%%%"}]}, TEXT,
-     "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: Unable to base64 decode"),
-    ({"instances": ["a", {"b64": "AA==", "x": 1}]}, TEXT, "Expecting value/list but got object at item 1"),
-    ({"inputs": [{"b64": "AA==", "x": 1}]}, TEXT,
-     'JSON Value: {\n    "b64": "AA==",\n    "x": 1\n} not formatted correctly for base64 data'),
-    ({"instances": ["a", ["b"]]}, TEXT, "Failed to process element: 1 of 'instances' list. Error: "
-                                        "INVALID_ARGUMENT: Expecting shape [] but got: [1]"),
-    ({"instances": [["a"], ["b", "c"]]}, TEXT,
-     "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: "
-     "Expecting tensor size: 1 but got: 2"),
-    ({"inputs": [["a"], "b"]}, TEXT,
-     'JSON Value: "b" found at incorrect level: 2 in the JSON DOM. Expected at level: 2'),
-    ({"inputs": [["a"], ["b", "c"]]}, TEXT,
-     "Encountered list at unexpected size: 2 at level: 1 expected size: 1"),
-])
+@pytest.mark.parametrize(
+    "body, infos, message",
+    [
+        (b"", TEXT, "JSON Parse error: The document is empty"),
+        (b"not json", TEXT, "JSON Parse error: Invalid value. at offset: 0"),
+        (
+            b'{"instances": ["a"] "x"}',
+            TEXT,
+            "JSON Parse error: Missing a comma or '}' after an object member. " "at offset: 20",
+        ),
+        (
+            b'{"instances": ["a" "b"]}',
+            TEXT,
+            "JSON Parse error: Missing a comma or ']' after an array element. " "at offset: 19",
+        ),
+        (b'["a"]', TEXT, 'JSON Value: [\n    "a"\n] Is not object'),
+        (
+            {"signature_name": 3, "instances": ["a"]},
+            TEXT,
+            "not formatted correctly. 'signature_name' key must be a string value.",
+        ),
+        ({"x": 1}, TEXT, "Missing 'inputs' or 'instances' key"),
+        (
+            {"instances": []},
+            TEXT,
+            "JSON Value: {\n    \"instances\": []\n} No values in 'instances' array",
+        ),
+        ({"instances": "a"}, TEXT, "Excepting 'instances' to be an list/array"),
+        (
+            {"instances": ["a"], "inputs": ["a"]},
+            TEXT,
+            "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist ",
+        ),
+        (
+            {"instances": [1]},
+            TEXT,
+            "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
+            "JSON Value: 1 Type: Number is not of expected type: string",
+        ),
+        (
+            {"inputs": {"text": ["a"], "beam_size": 1.0, "alpha": 1}},
+            BEAMS,
+            "JSON Value: 1.0 Type: Number is not of expected type: int32",
+        ),
+        (
+            {"inputs": {"text": ["a"], "beam_size": 2**40, "alpha": 1}},
+            BEAMS,
+            "JSON Value: 1099511627776 Type: Number is not of expected type: int32",
+        ),
+        (
+            {"inputs": {"text": ["a"], "beam_size": 1, "alpha": 16777217}},
+            BEAMS,
+            "Cannot convert JSON value: 16777217 to float without loss of precision.",
+        ),
+        (
+            {"inputs": {"text": ["a"], "beam_size": 1, "alpha": True}},
+            BEAMS,
+            "JSON Value: true Type: True is not of expected type: float",
+        ),
+        (
+            {"inputs": {"text": ["a"], "alpha": 1}},
+            BEAMS,
+            "Missing named input: beam_size in 'inputs' object.",
+        ),
+        (
+            {"inputs": ["a"]},
+            BEAMS,
+            "inputs is a plain value/list, but expecting an object as multiple input "
+            "tensors required as per tensorinfo_map",
+        ),
+        (
+            {"instances": ["a"]},
+            BEAMS,
+            "instances is a plain list, but expecting list of objects as multiple "
+            "input tensors required as per tensorinfo_map",
+        ),
+        (
+            {"instances": [{"text": "a", "beam_size": 1}]},
+            BEAMS,
+            "Failed to process element: 0 of 'instances' list. "
+            'JSON object: {\n    "text": "a",\n    '
+            '"beam_size": 1\n} must only have keys: alpha,beam_size,text',
+        ),
+        (
+            {"instances": [{"text": "a", "beam_size": 1, "alpha": 1, "bogus": 1}]},
+            BEAMS,
+            "Failed to process element: 0 key: bogus of 'instances' list. Error: INVALID_ARGUMENT: "
+            "JSON object: does not have named input: bogus",
+        ),
+        (
+            {"instances": [{"b64": "%%%"}]},
+            TEXT,
+            "Failed to process element: 0 of 'instances' list. "
+            "Error: INVALID_ARGUMENT: Unable to base64 decode",
+        ),
+        (
+            {"instances": ["a", {"b64": "AA==", "x": 1}]},
+            TEXT,
+            "Expecting value/list but got object at item 1",
+        ),
+        (
+            {"inputs": [{"b64": "AA==", "x": 1}]},
+            TEXT,
+            'JSON Value: {\n    "b64": "AA==",\n    "x": 1\n} '
+            "not formatted correctly for base64 data",
+        ),
+        (
+            {"instances": ["a", ["b"]]},
+            TEXT,
+            "Failed to process element: 1 of 'instances' list. Error: "
+            "INVALID_ARGUMENT: Expecting shape [] but got: [1]",
+        ),
+        (
+            {"instances": [["a"], ["b", "c"]]},
+            TEXT,
+            "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: "
+            "Expecting tensor size: 1 but got: 2",
+        ),
+        (
+            {"inputs": [["a"], "b"]},
+            TEXT,
+            'JSON Value: "b" found at incorrect level: 2 in the JSON DOM. Expected at level: 2',
+        ),
+        (
+            {"inputs": [["a"], ["b", "c"]]},
+            TEXT,
+            "Encountered list at unexpected size: 2 at level: 1 expected size: 1",
+        ),
+    ],
+)
 def test_errors_carry_tf_serving_messages(body, infos, message):
     error = error_of(body, infos)
     assert error.code.name == "INVALID_ARGUMENT"
@@ -135,23 +216,33 @@ def test_signature_lookup_happens_after_parsing():
 
 
 def test_row_answer_single_and_multiple_outputs():
-    one = json_tensor.predict_response_to_json({"y": np.array([1.5, 2.0], np.float32)}, json_tensor.ROW)
+    one = json_tensor.predict_response_to_json(
+        {"y": np.array([1.5, 2.0], np.float32)}, json_tensor.ROW
+    )
     assert json.loads(one) == {"predictions": [1.5, 2.0]}
     several = json_tensor.predict_response_to_json(
         {"translation": np.array([b"A", b"B"], object), "score": np.array([0.1, 3], np.float32)},
-        json_tensor.ROW)
-    assert json.loads(several) == {"predictions": [{"translation": "A", "score": 0.1},
-                                                   {"translation": "B", "score": 3.0}]}
+        json_tensor.ROW,
+    )
+    assert json.loads(several) == {
+        "predictions": [{"translation": "A", "score": 0.1}, {"translation": "B", "score": 3.0}]
+    }
     # float32 0.1 is written as TF Serving writes it: the shortest text that round-trips.
     assert b'"score": 0.1,' in several and b"3.0" in several
 
 
 def test_column_answer_and_bytes_outputs():
     body = json_tensor.predict_response_to_json(
-        {"reversed_bytes": np.array([b"\xff\x00"], object), "n": np.array(3, np.int64)}, json_tensor.COLUMN)
+        {"reversed_bytes": np.array([b"\xff\x00"], object), "n": np.array(3, np.int64)},
+        json_tensor.COLUMN,
+    )
     assert json.loads(body) == {"outputs": {"reversed_bytes": [{"b64": "/wA="}], "n": 3}}
-    raw = json_tensor.predict_response_to_json({"text": np.array([b"\xff"], object)}, json_tensor.COLUMN)
-    assert raw == b'{"outputs": ["\xff"]}'  # Not UTF-8 in, not UTF-8 out: byte for byte, like TF Serving.
+    raw = json_tensor.predict_response_to_json(
+        {"text": np.array([b"\xff"], object)}, json_tensor.COLUMN
+    )
+    assert (
+        raw == b'{"outputs": ["\xff"]}'
+    )  # Not UTF-8 in, not UTF-8 out: byte for byte, like TF Serving.
 
 
 def test_row_answer_rejects_scalars_and_uneven_batches():
@@ -172,16 +263,19 @@ def test_float_formatting_matches_write_decimal():
 
 def test_examples_request_parsing():
     request = json_tensor.parse_examples_request(
-        b'{"context": {"c": 1}, "examples": [{"n": 1, "s": "a", "f": [0.5, 1.5], "b": {"b64": "AA=="}}]}',
-        "classify")
+        b'{"context": {"c": 1}, '
+        b'"examples": [{"n": 1, "s": "a", "f": [0.5, 1.5], "b": {"b64": "AA=="}}]}'
+    )
     (example,) = request.examples
     assert example.features.feature["n"].int64_list.value == [1]
     assert example.features.feature["f"].float_list.value == [0.5, 1.5]
     assert example.features.feature["b"].bytes_list.value == [b"\x00"]
     assert request.context.features.feature["c"].int64_list.value == [1]
     with pytest.raises(errors.ServingError, match="key 'examples' is expected and was not found"):
-        json_tensor.parse_examples_request(b'{"instances": [1]}', "classify")
+        json_tensor.parse_examples_request(b'{"instances": [1]}')
     with pytest.raises(errors.ServingError, match="'examples' value is an empty array"):
-        json_tensor.parse_examples_request(b'{"examples": []}', "regress")
-    with pytest.raises(errors.ServingError, match="Unexpected element type in feature: f expecting type: float"):
-        json_tensor.parse_examples_request(b'{"examples": [{"f": [0.5, "x"]}]}', "regress")
+        json_tensor.parse_examples_request(b'{"examples": []}')
+    with pytest.raises(
+        errors.ServingError, match="Unexpected element type in feature: f expecting type: float"
+    ):
+        json_tensor.parse_examples_request(b'{"examples": [{"f": [0.5, "x"]}]}')

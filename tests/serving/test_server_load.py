@@ -14,7 +14,7 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tests.serving.conftest import MODEL_NAME, copy_version, fixture_translation
+from tests.serving.conftest import copy_version, fixture_translation
 
 CLIENTS = 32
 REQUESTS_PER_CLIENT = 50
@@ -22,8 +22,11 @@ SENTENCES = ["the cat sat on the mat", "hello world", "a", "ein zwei drei vier",
 
 
 def expected_rest(batch):
-    return {"predictions": [{"translation": fixture_translation(s), "score": float(len(s.split()))}
-                            for s in batch]}
+    return {
+        "predictions": [
+            {"translation": fixture_translation(s), "score": float(len(s.split()))} for s in batch
+        ]
+    }
 
 
 def wait_until(condition, timeout=30):
@@ -56,7 +59,9 @@ def test_concurrent_clients_get_single_request_answers_during_a_swap(server, ser
         session = requests.Session()
         for i in range(REQUESTS_PER_CLIENT):
             count_one()
-            batch = [SENTENCES[(index + i + k) % len(SENTENCES)] for k in range(1 + (index + i) % 3)]
+            batch = [
+                SENTENCES[(index + i + k) % len(SENTENCES)] for k in range(1 + (index + i) % 3)
+            ]
             try:
                 answer = session.post(url, json={"instances": batch}, timeout=60)
                 ok = answer.status_code == 200 and answer.json() == expected_rest(batch)
@@ -100,10 +105,19 @@ def test_concurrent_clients_get_single_request_answers_during_a_swap(server, ser
             job.result()
 
     assert failures == []
-    status = requests.get(server.url("/v1/models/latest"), timeout=30).json()["model_version_status"]
-    assert wait_until(lambda: requests.get(server.url("/v1/models/latest"), timeout=30).json()
-                      ["model_version_status"][0] == {"version": "2", "state": "AVAILABLE",
-                                                      "status": {"error_code": "OK", "error_message": ""}})
+    status = requests.get(server.url("/v1/models/latest"), timeout=30).json()[
+        "model_version_status"
+    ]
+    assert wait_until(
+        lambda: requests.get(server.url("/v1/models/latest"), timeout=30).json()[
+            "model_version_status"
+        ][0]
+        == {
+            "version": "2",
+            "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""},
+        }
+    )
     assert {s["version"] for s in status} <= {"1", "2"}
     assert versions_seen <= {1, 2} and versions_seen
     after = requests.post(url, json={"instances": SENTENCES}, timeout=30).json()
@@ -118,17 +132,25 @@ def test_broken_new_version_leaves_previous_serving(server, serving_layout):
     os.rename(staging, base / "2")
 
     def status():
-        return requests.get(server.url("/v1/models/broken"), timeout=30).json()["model_version_status"]
+        return requests.get(server.url("/v1/models/broken"), timeout=30).json()[
+            "model_version_status"
+        ]
 
     assert wait_until(lambda: status()[0]["version"] == "2" and status()[0]["state"] == "END")
     broken, serving = status()
     assert broken["status"]["error_code"] != "OK"
     assert broken["status"]["error_message"]
-    assert serving == {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-    answer = requests.post(server.url("/v1/models/broken:predict"), json={"instances": ["still one"]}, timeout=30)
+    assert serving == {
+        "version": "1",
+        "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""},
+    }
+    answer = requests.post(
+        server.url("/v1/models/broken:predict"), json={"instances": ["still one"]}, timeout=30
+    )
     assert answer.json() == {"predictions": [{"translation": "ONE STILL", "score": 2.0}]}
-    missing = requests.post(server.url("/v1/models/broken/versions/2:predict"), json={"instances": ["a"]},
-                            timeout=30)
+    missing = requests.post(
+        server.url("/v1/models/broken/versions/2:predict"), json={"instances": ["a"]}, timeout=30
+    )
     assert missing.status_code == 404
     assert missing.json() == {"error": "Servable not found for request: Specific(broken, 2)"}
-    assert MODEL_NAME  # the translator model is untouched by this test

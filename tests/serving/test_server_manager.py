@@ -41,7 +41,9 @@ def test_serves_latest_and_swaps_in_new_version(base, fixture_export_base):
     assert score_of(manager.resolve("m")) == 2.5
     assert score_of(old) == 2.0  # a request holding the old version still completes
     assert [(s.version, s.state) for s in manager.status("m")] == [(2, "AVAILABLE"), (1, "END")]
-    with pytest.raises(errors.ServingError, match=r"^Servable not found for request: Specific\(m, 1\)$"):
+    with pytest.raises(
+        errors.ServingError, match=r"^Servable not found for request: Specific\(m, 1\)$"
+    ):
         manager.resolve("m", version=1)
 
 
@@ -69,14 +71,18 @@ def test_all_and_specific_policies(base, fixture_export_base):
 def test_labels_and_lookup_errors(base):
     manager = make_manager(base, labels={"stable": 1, "next": 7})
     assert manager.resolve("m", label="stable").version == 1
-    with pytest.raises(errors.ServingError, match="^Unrecognized servable version label: nope$") as caught:
+    with pytest.raises(
+        errors.ServingError, match="^Unrecognized servable version label: nope$"
+    ) as caught:
         manager.resolve("m", label="nope")
     assert caught.value.http_status == 400
     with pytest.raises(errors.ServingError, match=r"Specific\(m, 7\)"):
         manager.resolve("m", label="next")
     with pytest.raises(errors.ServingError, match=r"^Servable not found for request: Latest\(x\)$"):
         manager.resolve("x")
-    with pytest.raises(errors.ServingError, match="^Could not find any versions of model x$") as caught:
+    with pytest.raises(
+        errors.ServingError, match="^Could not find any versions of model x$"
+    ) as caught:
         manager.status("x")
     assert caught.value.http_status == 404
     with pytest.raises(errors.ServingError, match="^Could not find version 9 of model m$"):

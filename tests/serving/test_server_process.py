@@ -13,17 +13,28 @@ from tests.serving.conftest import MODEL_NAME, ROOT, ServerProcess
 
 @pytest.fixture(scope="module")
 def short_deadline_server(fixture_export_base):
-    process = ServerProcess([
-        "--model-name", MODEL_NAME, "--model-base-path", str(fixture_export_base / MODEL_NAME),
-        "--request-timeout-seconds", "1", "--grace-seconds", "20",
-    ])
+    process = ServerProcess(
+        [
+            "--model-name",
+            MODEL_NAME,
+            "--model-base-path",
+            str(fixture_export_base / MODEL_NAME),
+            "--request-timeout-seconds",
+            "1",
+            "--grace-seconds",
+            "20",
+        ]
+    )
     yield process
     process.terminate()
 
 
 def spin(server, seconds):
-    return requests.post(server.url(f"/v1/models/{MODEL_NAME}:predict"),
-                         json={"signature_name": "spin", "inputs": {"seconds": seconds}}, timeout=60)
+    return requests.post(
+        server.url(f"/v1/models/{MODEL_NAME}:predict"),
+        json={"signature_name": "spin", "inputs": {"seconds": seconds}},
+        timeout=60,
+    )
 
 
 def test_deadline_exceeded_is_504_and_server_keeps_serving(short_deadline_server):
@@ -52,8 +63,13 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(short_deadline_server
 
 def test_command_line_rejects_missing_or_conflicting_models():
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "serving.server", *args], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "serving.server", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     missing = run("--model-name", "m")
     assert missing.returncode == 2

@@ -22,7 +22,9 @@ SENTENCES = ["I like to read books.", "Where is the train station?", "Tom is her
 def real_server(exported_translator):
     export_dir, _, _ = exported_translator
     base = os.path.dirname(export_dir)
-    process = ServerProcess(["--model-name", "translator", "--model-base-path", base, "--enable-batching"])
+    process = ServerProcess(
+        ["--model-name", "translator", "--model-base-path", base, "--enable-batching"]
+    )
     yield process, export_dir
     process.terminate()
 
@@ -37,31 +39,51 @@ def loaded(real_server):
 def test_rest_translations_equal_the_saved_model(real_server, loaded):
     server, _ = real_server
     expected = loaded.signatures["serving_default"](text=tf.constant(SENTENCES))
-    answer = requests.post(server.url("/v1/models/translator:predict"), json={"instances": SENTENCES},
-                           timeout=120)
+    answer = requests.post(
+        server.url("/v1/models/translator:predict"), json={"instances": SENTENCES}, timeout=120
+    )
     assert answer.status_code == 200, answer.text
     predictions = answer.json()["predictions"]
-    assert [p["translation"] for p in predictions] == [t.decode() for t in expected["translation"].numpy()]
-    np.testing.assert_allclose([p["score"] for p in predictions], expected["score"].numpy(), rtol=1e-5)
+    assert [p["translation"] for p in predictions] == [
+        t.decode() for t in expected["translation"].numpy()
+    ]
+    np.testing.assert_allclose(
+        [p["score"] for p in predictions], expected["score"].numpy(), rtol=1e-5
+    )
 
 
 def test_rest_beams_and_attention(real_server, loaded):
     server, _ = real_server
-    beams = requests.post(server.url("/v1/models/translator/versions/1:predict"), json={
-        "signature_name": "translate_beams",
-        "inputs": {"text": SENTENCES[:2], "beam_size": 3, "top_beams": 2, "alpha": 0.6}}, timeout=120)
+    beams = requests.post(
+        server.url("/v1/models/translator/versions/1:predict"),
+        json={
+            "signature_name": "translate_beams",
+            "inputs": {"text": SENTENCES[:2], "beam_size": 3, "top_beams": 2, "alpha": 0.6},
+        },
+        timeout=120,
+    )
     assert beams.status_code == 200, beams.text
     expected = loaded.signatures["translate_beams"](
-        text=tf.constant(SENTENCES[:2]), beam_size=tf.constant(3), top_beams=tf.constant(2),
-        alpha=tf.constant(0.6))
+        text=tf.constant(SENTENCES[:2]),
+        beam_size=tf.constant(3),
+        top_beams=tf.constant(2),
+        alpha=tf.constant(0.6),
+    )
     outputs = beams.json()["outputs"]
-    assert outputs["translations"] == [[t.decode() for t in row] for row in expected["translations"].numpy()]
-    attention = requests.post(server.url("/v1/models/translator:predict"), json={
-        "signature_name": "attention", "instances": SENTENCES[:1]}, timeout=120)
+    assert outputs["translations"] == [
+        [t.decode() for t in row] for row in expected["translations"].numpy()
+    ]
+    attention = requests.post(
+        server.url("/v1/models/translator:predict"),
+        json={"signature_name": "attention", "instances": SENTENCES[:1]},
+        timeout=120,
+    )
     assert attention.status_code == 200, attention.text
     (row,) = attention.json()["predictions"]
     expected = loaded.signatures["attention"](text=tf.constant(SENTENCES[:1]))
-    np.testing.assert_allclose(row["cross_attention"], expected["cross_attention"].numpy()[0], atol=1e-6)
+    np.testing.assert_allclose(
+        row["cross_attention"], expected["cross_attention"].numpy()[0], atol=1e-6
+    )
     assert row["source_tokens"] == [t.decode() for t in expected["source_tokens"].numpy()[0]]
 
 
@@ -75,4 +97,7 @@ def test_grpc_predict_equals_the_saved_model(real_server, loaded):
     response = stub.Predict(request, timeout=120)
     channel.close()
     expected = loaded.signatures["serving_default"](text=tf.constant(SENTENCES))
-    assert tf.make_ndarray(response.outputs["translation"]).tolist() == expected["translation"].numpy().tolist()
+    assert (
+        tf.make_ndarray(response.outputs["translation"]).tolist()
+        == expected["translation"].numpy().tolist()
+    )
