@@ -198,6 +198,17 @@ class Transformer(keras.Model):
         return {"encoder_self": encoder_self, "decoder_self": decoder_self, "cross": cross,
                 "logits": self._logits(hidden)}
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under tf.distribute, Keras 3 builds the compiled loss and metrics from a batch it
+        # takes off the training iterator and all-reduces (which fails for integer batches
+        # under MultiWorkerMirroredStrategy). The inputs of this model are always int32
+        # [B, S], [B, T] and labels [B, T], so build from those specs and leave the data alone.
+        if self._distribute_strategy is None:
+            return
+        ids = keras.KerasTensor((None, None), "int32")
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=((ids, ids), ids))
+
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy),
