@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo clean
+.PHONY: venv test demo bench e2e clean
 
 venv: $(STAMP)
 
@@ -14,11 +14,22 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The test suite (what CI runs).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q
 
+# Train on the bundled corpus, export, serve, translate.
 demo: $(STAMP)
-	$(PY) -m trainers.demo
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m trainers.demo
+
+# Benchmarks side by side with the peers; writes benchmarks/RESULTS.md.
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,benchmarks]'
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/run_all.py
+
+# The Attention dashboard in headless Chromium (installs Debian's chromium with apt).
+e2e: $(STAMP)
+	PYTHON=$(PY) tests/e2e/run.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info
