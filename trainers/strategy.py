@@ -83,6 +83,17 @@ def worker_index(strategy):
     return offset + (resolver.task_id or 0)
 
 
+def strategy_name(strategy):
+    """The public `tf.distribute` name of `strategy`'s kind, e.g. "MirroredStrategy"."""
+    names = ((tf.distribute.MultiWorkerMirroredStrategy, "MultiWorkerMirroredStrategy"),
+             (tf.distribute.MirroredStrategy, "MirroredStrategy"),
+             (tf.distribute.TPUStrategy, "TPUStrategy"))
+    for kind, name in names:
+        if isinstance(strategy, kind):
+            return name
+    return type(strategy).__name__.strip("_").replace("DistributionStrategy", "Strategy")
+
+
 def _auto_choice(tpu):
     if tpu or os.environ.get("TPU_NAME") or tf.config.list_physical_devices("TPU"):
         return "tpu"

@@ -30,6 +30,7 @@ from tf_transformer.text import TokenizerPair, load_or_train_tokenizers  # noqa:
 from trainers import callbacks as callbacks_lib  # noqa: E402
 from trainers import model_dir as model_dir_lib  # noqa: E402
 from trainers import strategy as strategy_lib  # noqa: E402
+from trainers.multi_worker import MultiWorkerTransformer  # noqa: E402
 from trainers.config import MIXED_PRECISION_POLICIES, STRATEGIES, TrainingConfig  # noqa: E402
 
 logger = logging.getLogger("trainers.train")
@@ -113,8 +114,10 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
     validation_data = strategy.distribute_datasets_from_function(_validation_stream(
         splits.validation, tokenizers, validation_steps, batch_options))
 
+    model_class = (MultiWorkerTransformer if num_pipelines > 1
+                   else tf_transformer.Transformer)
     with strategy.scope():
-        model = tf_transformer.Transformer(model_config, dtype=training.dtype_policy)
+        model = model_class(model_config, dtype=training.dtype_policy)
         schedule = tf_transformer.WarmupInverseSqrtSchedule(
             model_config.d_model, training.warmup_steps, training.learning_rate_scale)
         optimizer = keras.optimizers.Adam(schedule, beta_1=training.adam_beta_1,
@@ -168,8 +171,7 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
         "tokens_per_second": throughput.tokens_per_second,
         "steps_per_epoch": steps_per_epoch,
         "replicas": strategy.num_replicas_in_sync,
-        "strategy": type(strategy).__name__.strip("_").replace("DistributionStrategy",
-                                                                  "Strategy"),
+        "strategy": strategy_lib.strategy_name(strategy),
         "model_dir": paths.root,
         "samples": samples,
         "history": history.history,

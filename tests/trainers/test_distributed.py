@@ -18,7 +18,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from tests.trainers.conftest import free_ports, python_env, run_python
 from tests.trainers.helpers import read_weights
@@ -45,11 +44,6 @@ print(json.dumps(results))
 """
 
 
-@pytest.mark.xfail(reason="MaskedSparseCategoricalCrossentropy returns an already reduced "
-                   "scalar, which Keras does not divide by the replica count: the logged loss "
-                   "is the sum over replicas (2x here) and gradients are summed. The first "
-                   "step's losses differ by ~0.3% because Keras 3.15 fit() consumes the first "
-                   "distributed batch for its symbolic build (_maybe_symbolic_build).", strict=False)
 def test_mirrored_two_cpus_equals_default_strategy(corpus_dir, tmp_path):
     code = MIRRORED_SCRIPT.replace("sys.argv[1], sys.argv[2]",
                                    f"{corpus_dir!r}, {str(tmp_path)!r}")
@@ -68,10 +62,6 @@ def test_mirrored_two_cpus_equals_default_strategy(corpus_dir, tmp_path):
         np.testing.assert_allclose(weights[1][name], value, atol=1e-4, err_msg=name)
 
 
-@pytest.mark.xfail(reason="Keras 3.15 fit() under a strategy calls _maybe_symbolic_build, which "
-                   "takes the first distributed batch and reduces it with strategy.reduce "
-                   "eagerly; MultiWorkerMirroredStrategy cannot convert the int PerReplica "
-                   "batch there.", strict=False)
 def test_multi_worker_two_processes_end_with_identical_weights(corpus_dir, tmp_path):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
