@@ -87,7 +87,7 @@ def test_cached_steps_equal_full_causal_attention():
     layer = _built_layer()
     x = _random(B, T, D, seed=9)
     full = layer(x, x, attention_mask=causal_mask(T)).numpy()
-    cache = {"key": tf.zeros([B, T, N, H]), "value": tf.zeros([B, T, N, H])}
+    cache = {"key": tf.zeros([B, N, T, H]), "value": tf.zeros([B, N, T, H])}
     for step in range(T):
         out, cache = layer.call_cached(x[:, step:step + 1], cache, step=tf.constant(step),
                                        mask=merge_masks(None, causal_mask(1, T, offset=step)))

@@ -2,6 +2,9 @@
 
 Shape letters: B batch, T query length, S key/value length, N heads, H head size,
 D model width, L cache length (the longest decodable target).
+
+Projections use the kernel layout of `keras.layers.MultiHeadAttention`; keys, values and
+caches are kept head-major [B, N, S, H] so the attention matmuls never transpose them.
 """
 
 import math
@@ -99,14 +102,16 @@ class MultiHeadAttention(keras.layers.Layer):
         """Projects keys and values once, e.g. the encoder output for cached decoding.
 
         Returns:
-            (key [B, S, N, H], value [B, S, N, H]).
+            (key [B, N, S, H], value [B, N, S, H]): head-major, the layout the attention
+            matmuls read without transposing, so a cache kept in it is never transposed.
         """
         key = value if key is None else key
-        return self.key_dense(key), self.value_dense(value)
+        return (_heads_first(self.key_dense(key)),  # [B, N, S, H]
+                _heads_first(self.value_dense(value)))  # [B, N, S, H]
 
     def call(self, query, value, key=None, padding_mask=None, attention_mask=None,
              return_attention_scores=False, training=None):
-        projected_key, projected_value = self.project_key_value(value, key)  # [B, S, N, H] x2
+        projected_key, projected_value = self.project_key_value(value, key)  # [B, N, S, H] x2
         output, weights = self._attend(self.query_dense(query), projected_key, projected_value,
                                        masks_lib.merge_masks(padding_mask, attention_mask),
                                        training)
@@ -119,7 +124,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
         Args:
             query: [B, T, D] tensor, usually T=1.
-            cache: dict with "key" and "value", each [B, L, N, H].
+            cache: dict with "key" and "value", each [B, N, L, H].
             step: int32 scalar or None. For self-attention: the position of `query`; its
                 keys/values are written into the cache at `step`..`step+T-1` first. None for
                 a static cache such as the encoder-decoder keys/values.
@@ -130,10 +135,10 @@ class MultiHeadAttention(keras.layers.Layer):
             (output [B, T, D], updated cache).
         """
         if step is not None:
-            new_key, new_value = self.project_key_value(query)  # [B, T, N, H] x2
+            new_key, new_value = self.project_key_value(query)  # [B, N, T, H] x2
             cache = {
-                "key": _write_at(cache["key"], new_key, step),  # [B, L, N, H]
-                "value": _write_at(cache["value"], new_value, step),  # [B, L, N, H]
+                "key": _write_at(cache["key"], new_key, step),  # [B, N, L, H]
+                "value": _write_at(cache["value"], new_value, step),  # [B, N, L, H]
             }
         output, _ = self._attend(self.query_dense(query), cache["key"], cache["value"], mask,
                                  training=False)
@@ -142,15 +147,16 @@ class MultiHeadAttention(keras.layers.Layer):
     def _attend(self, query, key, value, mask, training):
         # Scaling by 1/sqrt(H) keeps the logits' variance near 1 whatever the head size, so
         # the softmax does not saturate into vanishing gradients (section 3.2.1).
-        query = query * tf.cast(1.0 / math.sqrt(self.key_dim), query.dtype)  # [B, T, N, H]
-        scores = tf.einsum("btnh,bsnh->bnts", query, key)  # [B, N, T, S]
+        query = _heads_first(query * tf.cast(1.0 / math.sqrt(self.key_dim), query.dtype))
+        scores = tf.einsum("bnth,bnsh->bnts", query, key)  # [B, N, T, S]
         # Softmax in float32: half-precision logits overflow and lose the mask.
         scores = tf.cast(scores, tf.float32)  # [B, N, T, S]
         if mask is not None:
             scores = tf.where(mask, scores, _MASK_LOGIT)  # [B, N, T, S]
         weights = tf.nn.softmax(scores, axis=-1)  # [B, N, T, S]
         dropped = self.dropout_layer(tf.cast(weights, value.dtype), training=training)
-        context = tf.einsum("bnts,bsnh->btnh", dropped, value)  # [B, T, N, H]
+        context = tf.einsum("bnts,bnsh->bnth", dropped, value)  # [B, N, T, H]
+        context = tf.transpose(context, [0, 2, 1, 3])  # [B, T, N, H]
         return self.output_dense(context), weights  # [B, T, D], [B, N, T, S]
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
@@ -174,15 +180,22 @@ def _clone_initializer(initializer):
     return initializer.__class__.from_config(initializer.get_config())
 
 
+def _heads_first(x):
+    return tf.transpose(x, [0, 2, 1, 3])  # [B, T, N, H] <-> [B, N, T, H]
+
+
 def _write_at(cache, update, step):
-    """Writes `update` [B, T, N, H] into `cache` [B, L, N, H] at positions step..step+T-1.
+    """Writes `update` [B, N, T, H] into `cache` [B, N, L, H] at positions step..step+T-1.
 
     A scatter keeps the cache's static shape (which `tf.while_loop` and XLA need) and costs
-    O(B*T*N*H), not O(B*L*N*H) as a one-hot blend would; TensorScatterUpdate is a core op that
+    O(B*N*T*H), not O(B*N*L*H) as a one-hot blend would; TensorScatterUpdate is a core op that
     every TensorFlow Serving build has.
     """
-    batch, length = tf.shape(update)[0], tf.shape(update)[1]
-    rows = tf.broadcast_to(tf.range(batch)[:, None], [batch, length])  # [B, T]
-    positions = tf.broadcast_to(tf.range(length)[None, :] + step, [batch, length])  # [B, T]
-    indices = tf.stack([rows, positions], axis=-1)  # [B, T, 2]
-    return tf.tensor_scatter_nd_update(cache, indices, update)  # [B, L, N, H]
+    shape = tf.shape(update)
+    batch, heads, length = shape[0], shape[1], shape[2]
+    grid = [batch, heads, length]
+    rows = tf.broadcast_to(tf.range(batch)[:, None, None], grid)  # [B, N, T]
+    head_ids = tf.broadcast_to(tf.range(heads)[None, :, None], grid)  # [B, N, T]
+    positions = tf.broadcast_to(tf.range(length)[None, None, :] + step, grid)  # [B, N, T]
+    indices = tf.stack([rows, head_ids, positions], axis=-1)  # [B, N, T, 3]
+    return tf.tensor_scatter_nd_update(cache, indices, update)  # [B, N, L, H]

@@ -113,14 +113,15 @@ class DecoderLayer(keras.layers.Layer):
     def init_cache(self, memory, max_length):
         """Returns this layer's decoding cache for `memory` [B, S, D].
 
-        "self" holds room for `max_length` self-attention keys/values [B, C, N, H], filled one
-        step at a time; "cross" holds the encoder-decoder keys/values [B, S, N, H], computed
+        "self" holds room for `max_length` self-attention keys/values [B, N, C, H], filled one
+        step at a time; "cross" holds the encoder-decoder keys/values [B, N, S, H], computed
         once here instead of at every step.
         """
         batch = tf.shape(memory)[0]
         heads, head_size = self.num_heads, self.self_attention.key_dim
-        empty = tf.zeros([batch, max_length, heads, head_size], self.compute_dtype)  # [B, C, N, H]
-        cross_key, cross_value = self.cross_attention.project_key_value(memory)  # [B, S, N, H]
+        empty = tf.zeros([batch, heads, max_length, head_size],
+                         self.compute_dtype)  # [B, N, C, H]
+        cross_key, cross_value = self.cross_attention.project_key_value(memory)  # [B, N, S, H]
         return {"self": {"key": empty, "value": empty},
                 "cross": {"key": cross_key, "value": cross_value}}
 
@@ -245,7 +246,7 @@ class Decoder(keras.layers.Layer):
             step: int32 scalar.
             memory_padding_mask: [B, S] bool, or a mask already merged to [B, 1, 1, S].
         """
-        cache_length = tf.shape(cache[0]["self"]["key"])[1]
+        cache_length = tf.shape(cache[0]["self"]["key"])[2]
         # The masks are the same for every layer: build them once per step.
         self_mask = masks_lib.merge_masks(
             attention_mask=masks_lib.causal_mask(1, cache_length, offset=step))  # [1, 1, 1, C]
