@@ -7,7 +7,9 @@ import pytest
 
 from tf_transformer.data.readers import read_lines, read_parallel_dir, resolve_split
 
-MULTI30K = "/work/shared/data/multi30k"
+# Multi30k is not part of the project (research use only); read it where the workspace keeps it.
+MULTI30K = os.environ.get("MULTI30K_DIR", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data", "multi30k"))
 
 
 def _write(path, text, gz=False):
