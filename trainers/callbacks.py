@@ -69,7 +69,9 @@ class TargetTokenCount(keras.metrics.Metric):
         self.count.assign_add(tf.reduce_sum(tf.cast(tf.not_equal(y_true, PAD_ID), tf.float32)))
 
     def result(self):
-        return self.count
+        # A copy: Keras keeps the training epoch's result in the epoch logs while `evaluate`
+        # resets and reuses this variable for the validation count.
+        return tf.identity(self.count)
 
     def reset_state(self):
         self.count.assign(0.0)

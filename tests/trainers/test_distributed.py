@@ -39,7 +39,7 @@ for name, batch_tokens in (("default", 140), ("mirrored", 70)):
                     steps_per_epoch=6, bleu_samples=0), preset="tiny",
                     strategy=create_strategy(name), extra_callbacks=[recorder])
     results[name] = {"losses": recorder.batch_losses, "replicas": summary["replicas"],
-                     "val_loss": summary["val_loss"]}
+                     "val_loss": summary["val_loss"], "tokens": summary["history"]["tokens"]}
 print(json.dumps(results))
 """
 
@@ -55,6 +55,8 @@ def test_mirrored_two_cpus_equals_default_strategy(corpus_dir, tmp_path):
     # Training moved the loss, so equal losses are not equal initial values only.
     assert default["losses"][1][-1] < default["losses"][0][0]
     np.testing.assert_allclose(mirrored["val_loss"], default["val_loss"], rtol=1e-4)
+    # 6 steps of 20 pairs x 6 target tokens per epoch, counted over both replicas.
+    assert default["tokens"] == mirrored["tokens"] == [720.0, 720.0]
     weights = [read_weights(str(tmp_path / name / "checkpoints" / "last.weights.h5"))
                for name in ("default", "mirrored")]
     assert weights[0].keys() == weights[1].keys() and weights[0]
