@@ -8,14 +8,11 @@ import keras
 import tensorflow as tf
 
 from tf_transformer.layers import masks as masks_lib
-from tf_transformer.layers.attention import MultiHeadAttention
-from tf_transformer.layers.encoder import _check_rate
-from tf_transformer.layers.feed_forward import FeedForward
-from tf_transformer.layers.residual import ResidualNorm
+from tf_transformer.layers.block import TransformerBlock, TransformerStack
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
-class DecoderLayer(keras.layers.Layer):
+class DecoderLayer(TransformerBlock):
     """Masked self-attention, encoder-decoder attention, feed-forward; each residual + norm.
 
     Args:
@@ -41,45 +38,15 @@ class DecoderLayer(keras.layers.Layer):
         Vaswani et al., 2017, section 3.1.
     """
 
-    def __init__(self, num_heads, inner_dim, dropout=0.0, attention_dropout=None,
-                 norm_first=False, layer_norm_epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        if num_heads <= 0:
-            raise ValueError(f"`num_heads` must be positive; received num_heads={num_heads}.")
-        if inner_dim <= 0:
-            raise ValueError(f"`inner_dim` must be positive; received inner_dim={inner_dim}.")
-        _check_rate("dropout", dropout)
-        _check_rate("attention_dropout", attention_dropout)
-        self.num_heads = num_heads
-        self.inner_dim = inner_dim
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.norm_first = norm_first
-        self.layer_norm_epsilon = layer_norm_epsilon
-
     def build(self, inputs_shape, memory_shape=None):
         memory_shape = inputs_shape if memory_shape is None else memory_shape
         width = inputs_shape[-1]
-        if width % self.num_heads:
-            raise ValueError(f"The input width {width} is not divisible by "
-                             f"num_heads={self.num_heads}.")
-        attention_dropout = self.dropout if self.attention_dropout is None else self.attention_dropout
-
-        def residual(name):
-            return ResidualNorm(self.norm_first, self.dropout, self.layer_norm_epsilon,
-                                dtype=self.dtype_policy, name=name)
-
-        self.self_attention = MultiHeadAttention(
-            self.num_heads, width // self.num_heads, dropout=attention_dropout,
-            dtype=self.dtype_policy, name="self_attention")
-        self.self_attention_residual = residual("self_attention_residual")
-        self.cross_attention = MultiHeadAttention(
-            self.num_heads, width // self.num_heads, dropout=attention_dropout,
-            dtype=self.dtype_policy, name="cross_attention")
-        self.cross_attention_residual = residual("cross_attention_residual")
-        self.feed_forward = FeedForward(self.inner_dim, dtype=self.dtype_policy,
-                                        name="feed_forward")
-        self.feed_forward_residual = residual("feed_forward_residual")
+        self.self_attention = self._attention(width, "self_attention")
+        self.self_attention_residual = self._residual("self_attention_residual")
+        self.cross_attention = self._attention(width, "cross_attention")
+        self.cross_attention_residual = self._residual("cross_attention_residual")
+        self.feed_forward = self._feed_forward()
+        self.feed_forward_residual = self._residual("feed_forward_residual")
         self.self_attention.build(inputs_shape)
         self.cross_attention.build(inputs_shape, memory_shape)
         for layer in (self.self_attention_residual, self.cross_attention_residual,
@@ -151,17 +118,9 @@ class DecoderLayer(keras.layers.Layer):
     def compute_output_shape(self, inputs_shape, memory_shape=None):
         return inputs_shape
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({"num_heads": self.num_heads, "inner_dim": self.inner_dim,
-                       "dropout": self.dropout, "attention_dropout": self.attention_dropout,
-                       "norm_first": self.norm_first,
-                       "layer_norm_epsilon": self.layer_norm_epsilon})
-        return config
-
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
-class Decoder(keras.layers.Layer):
+class Decoder(TransformerStack):
     """A stack of `DecoderLayer`s over the embedded target (plus a final norm in pre-norm mode).
 
     Args:
@@ -181,53 +140,19 @@ class Decoder(keras.layers.Layer):
         [B, T, D] tensor, and if asked (self [B, L, N, T, T], cross [B, L, N, T, S]).
     """
 
-    def __init__(self, num_layers, num_heads, inner_dim, dropout=0.0, attention_dropout=None,
-                 norm_first=False, layer_norm_epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        if num_layers <= 0:
-            raise ValueError(f"`num_layers` must be positive; received num_layers={num_layers}.")
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.inner_dim = inner_dim
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.norm_first = norm_first
-        self.layer_norm_epsilon = layer_norm_epsilon
-        DecoderLayer(num_heads, inner_dim, dropout, attention_dropout)
-
-    def build(self, inputs_shape, memory_shape=None):
-        # One attribute per layer rather than a list: TensorFlow checkpoints and SavedModels
-        # track attributes, not Keras's tracked lists.
-        for i in range(self.num_layers):
-            setattr(self, f"layer_{i}", DecoderLayer(
-                self.num_heads, self.inner_dim, self.dropout, self.attention_dropout,
-                self.norm_first, self.layer_norm_epsilon, dtype=self.dtype_policy,
-                name=f"layer_{i}"))
-        for layer in self.decoder_layers:
-            layer.build(inputs_shape, memory_shape)
-        self.final_norm = None
-        if self.norm_first:
-            self.final_norm = keras.layers.LayerNormalization(
-                epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm")
-            self.final_norm.build(inputs_shape)
-        self.built = True
-
-    @property
-    def decoder_layers(self):
-        return [getattr(self, f"layer_{i}") for i in range(self.num_layers)]
+    block_class = DecoderLayer
 
     def call(self, inputs, memory, padding_mask=None, memory_padding_mask=None, training=None,
              return_attention_scores=False):
         x = inputs
         self_weights, cross_weights = [], []
-        for layer in self.decoder_layers:
+        for layer in self.blocks:
             x, (self_w, cross_w) = layer(
                 x, memory, padding_mask=padding_mask, memory_padding_mask=memory_padding_mask,
                 training=training, return_attention_scores=True)
             self_weights.append(self_w)
             cross_weights.append(cross_w)
-        if self.final_norm is not None:
-            x = self.final_norm(x)
+        x = self._finish(x)
         if return_attention_scores:
             return x, (tf.stack(self_weights, axis=1),  # [B, L, N, T, T]
                        tf.stack(cross_weights, axis=1))  # [B, L, N, T, S]
@@ -235,7 +160,7 @@ class Decoder(keras.layers.Layer):
 
     def init_cache(self, memory, max_length):
         """Returns the decoding cache: a list with one `DecoderLayer.init_cache` per layer."""
-        return [layer.init_cache(memory, max_length) for layer in self.decoder_layers]
+        return [layer.init_cache(memory, max_length) for layer in self.blocks]
 
     def decode_step(self, inputs, cache, step, memory_padding_mask=None):
         """One incremental step over all layers: [B, 1, D] -> ([B, 1, D], cache).
@@ -254,22 +179,9 @@ class Decoder(keras.layers.Layer):
             memory_padding_mask = masks_lib.merge_masks(memory_padding_mask)  # [B, 1, 1, S]
         x = inputs
         new_cache = []
-        for layer, layer_cache in zip(self.decoder_layers, cache):
+        for layer, layer_cache in zip(self.blocks, cache):
             x, layer_cache = layer.decode_step(x, layer_cache, step, self_mask,
                                                memory_padding_mask)
             new_cache.append(layer_cache)
-        if self.final_norm is not None:
-            x = self.final_norm(x)
+        x = self._finish(x)
         return x, new_cache
-
-    def compute_output_shape(self, inputs_shape, memory_shape=None):
-        return inputs_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"num_layers": self.num_layers, "num_heads": self.num_heads,
-                       "inner_dim": self.inner_dim, "dropout": self.dropout,
-                       "attention_dropout": self.attention_dropout,
-                       "norm_first": self.norm_first,
-                       "layer_norm_epsilon": self.layer_norm_epsilon})
-        return config

@@ -6,18 +6,11 @@ Shape letters: B batch, S source length, D model width, N heads, L layers.
 import keras
 import tensorflow as tf
 
-from tf_transformer.layers.attention import MultiHeadAttention
-from tf_transformer.layers.feed_forward import FeedForward
-from tf_transformer.layers.residual import ResidualNorm
-
-
-def _check_rate(name, value):
-    if value is not None and not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1); received {name}={value}.")
+from tf_transformer.layers.block import TransformerBlock, TransformerStack
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
-class EncoderLayer(keras.layers.Layer):
+class EncoderLayer(TransformerBlock):
     """Self-attention then a feed-forward network, each with residual + layer norm.
 
     Args:
@@ -41,39 +34,11 @@ class EncoderLayer(keras.layers.Layer):
         Vaswani et al., 2017, section 3.1.
     """
 
-    def __init__(self, num_heads, inner_dim, dropout=0.0, attention_dropout=None,
-                 norm_first=False, layer_norm_epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        if num_heads <= 0:
-            raise ValueError(f"`num_heads` must be positive; received num_heads={num_heads}.")
-        if inner_dim <= 0:
-            raise ValueError(f"`inner_dim` must be positive; received inner_dim={inner_dim}.")
-        _check_rate("dropout", dropout)
-        _check_rate("attention_dropout", attention_dropout)
-        self.num_heads = num_heads
-        self.inner_dim = inner_dim
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.norm_first = norm_first
-        self.layer_norm_epsilon = layer_norm_epsilon
-
     def build(self, inputs_shape):
-        width = inputs_shape[-1]
-        if width % self.num_heads:
-            raise ValueError(f"The input width {width} is not divisible by "
-                             f"num_heads={self.num_heads}.")
-        attention_dropout = self.dropout if self.attention_dropout is None else self.attention_dropout
-        self.self_attention = MultiHeadAttention(
-            self.num_heads, width // self.num_heads, dropout=attention_dropout,
-            dtype=self.dtype_policy, name="self_attention")
-        self.self_attention_residual = ResidualNorm(
-            self.norm_first, self.dropout, self.layer_norm_epsilon, dtype=self.dtype_policy,
-            name="self_attention_residual")
-        self.feed_forward = FeedForward(self.inner_dim, dtype=self.dtype_policy,
-                                        name="feed_forward")
-        self.feed_forward_residual = ResidualNorm(
-            self.norm_first, self.dropout, self.layer_norm_epsilon, dtype=self.dtype_policy,
-            name="feed_forward_residual")
+        self.self_attention = self._attention(inputs_shape[-1], "self_attention")
+        self.self_attention_residual = self._residual("self_attention_residual")
+        self.feed_forward = self._feed_forward()
+        self.feed_forward_residual = self._residual("feed_forward_residual")
         for layer in (self.self_attention, self.self_attention_residual, self.feed_forward,
                       self.feed_forward_residual):
             layer.build(inputs_shape)
@@ -95,17 +60,9 @@ class EncoderLayer(keras.layers.Layer):
     def compute_output_shape(self, inputs_shape):
         return inputs_shape
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({"num_heads": self.num_heads, "inner_dim": self.inner_dim,
-                       "dropout": self.dropout, "attention_dropout": self.attention_dropout,
-                       "norm_first": self.norm_first,
-                       "layer_norm_epsilon": self.layer_norm_epsilon})
-        return config
-
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
-class Encoder(keras.layers.Layer):
+class Encoder(TransformerStack):
     """A stack of `EncoderLayer`s over embedded inputs (plus a final norm in pre-norm mode).
 
     Args:
@@ -123,63 +80,16 @@ class Encoder(keras.layers.Layer):
         [B, S, D] tensor, and the weights [B, L, N, S, S] of every layer if asked.
     """
 
-    def __init__(self, num_layers, num_heads, inner_dim, dropout=0.0, attention_dropout=None,
-                 norm_first=False, layer_norm_epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        if num_layers <= 0:
-            raise ValueError(f"`num_layers` must be positive; received num_layers={num_layers}.")
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.inner_dim = inner_dim
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.norm_first = norm_first
-        self.layer_norm_epsilon = layer_norm_epsilon
-        # Fail at construction, not at build, on bad sublayer arguments.
-        EncoderLayer(num_heads, inner_dim, dropout, attention_dropout)
-
-    def build(self, inputs_shape):
-        # One attribute per layer rather than a list: TensorFlow checkpoints and SavedModels
-        # track attributes, not Keras's tracked lists.
-        for i in range(self.num_layers):
-            setattr(self, f"layer_{i}", EncoderLayer(
-                self.num_heads, self.inner_dim, self.dropout, self.attention_dropout,
-                self.norm_first, self.layer_norm_epsilon, dtype=self.dtype_policy,
-                name=f"layer_{i}"))
-        for layer in self.encoder_layers:
-            layer.build(inputs_shape)
-        self.final_norm = None
-        if self.norm_first:
-            self.final_norm = keras.layers.LayerNormalization(
-                epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm")
-            self.final_norm.build(inputs_shape)
-        self.built = True
-
-    @property
-    def encoder_layers(self):
-        return [getattr(self, f"layer_{i}") for i in range(self.num_layers)]
+    block_class = EncoderLayer
 
     def call(self, inputs, padding_mask=None, training=None, return_attention_scores=False):
         x = inputs
         all_weights = []
-        for layer in self.encoder_layers:
+        for layer in self.blocks:
             x, weights = layer(x, padding_mask=padding_mask, training=training,
                                return_attention_scores=True)  # [B, S, D], [B, N, S, S]
             all_weights.append(weights)
-        if self.final_norm is not None:
-            x = self.final_norm(x)
+        x = self._finish(x)
         if return_attention_scores:
             return x, tf.stack(all_weights, axis=1)  # [B, L, N, S, S]
         return x
-
-    def compute_output_shape(self, inputs_shape):
-        return inputs_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"num_layers": self.num_layers, "num_heads": self.num_heads,
-                       "inner_dim": self.inner_dim, "dropout": self.dropout,
-                       "attention_dropout": self.attention_dropout,
-                       "norm_first": self.norm_first,
-                       "layer_norm_epsilon": self.layer_norm_epsilon})
-        return config
