@@ -30,8 +30,8 @@ from tf_transformer.text import TokenizerPair, load_or_train_tokenizers  # noqa:
 from trainers import callbacks as callbacks_lib  # noqa: E402
 from trainers import model_dir as model_dir_lib  # noqa: E402
 from trainers import strategy as strategy_lib  # noqa: E402
-from trainers.multi_worker import MultiWorkerTransformer  # noqa: E402
 from trainers.config import MIXED_PRECISION_POLICIES, STRATEGIES, TrainingConfig  # noqa: E402
+from trainers.multi_worker import MultiWorkerTransformer  # noqa: E402
 
 logger = logging.getLogger("trainers.train")
 
