@@ -9,7 +9,10 @@ averages the two replicas' token-mean losses (and sums gradients of losses divid
 replica count), which equals the token mean over the 20 pairs because both replicas hold the
 same number of tokens. What remains is float32 summation order (two partial sums all-reduced
 instead of one sum): ~1e-7 relative per step, which Adam's normalized updates keep from growing
-over a dozen steps, hence rtol 1e-4 on losses and atol 1e-4 on weights.
+over a dozen steps (measured: losses within 1.6e-7 relative, weights within 1.5e-7 absolute
+after 12 steps), hence rtol 1e-5 on losses and atol 1e-5 on weights, margins of ~60x. The
+errors these tests exist for are far larger: an unscaled per-replica loss doubles it, and a
+batch consumed or shifted by the framework changes a step's loss by ~1e-3 relative.
 """
 
 import json
@@ -51,17 +54,17 @@ def test_mirrored_two_cpus_equals_default_strategy(corpus_dir, tmp_path):
     default, mirrored = results["default"], results["mirrored"]
     assert default["replicas"] == 1 and mirrored["replicas"] == 2
     assert len(mirrored["losses"]) == 2 and len(mirrored["losses"][1]) == 6
-    np.testing.assert_allclose(mirrored["losses"], default["losses"], rtol=1e-4)
+    np.testing.assert_allclose(mirrored["losses"], default["losses"], rtol=1e-5)
     # Training moved the loss, so equal losses are not equal initial values only.
     assert default["losses"][1][-1] < default["losses"][0][0]
-    np.testing.assert_allclose(mirrored["val_loss"], default["val_loss"], rtol=1e-4)
+    np.testing.assert_allclose(mirrored["val_loss"], default["val_loss"], rtol=1e-5)
     # 6 steps of 20 pairs x 6 target tokens per epoch, counted over both replicas.
     assert default["tokens"] == mirrored["tokens"] == [720.0, 720.0]
     weights = [read_weights(str(tmp_path / name / "checkpoints" / "last.weights.h5"))
                for name in ("default", "mirrored")]
     assert weights[0].keys() == weights[1].keys() and weights[0]
     for name, value in weights[0].items():
-        np.testing.assert_allclose(weights[1][name], value, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(weights[1][name], value, atol=1e-5, err_msg=name)
 
 
 def test_multi_worker_two_processes_end_with_identical_weights(corpus_dir, tmp_path):
