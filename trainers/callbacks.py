@@ -260,8 +260,10 @@ class AttentionCallback(keras.callbacks.Callback):
             self._writer = tf.summary.create_file_writer(self.log_dir)
         source_ids, output_ids, translations = self._translate(tf.constant(self.sentences))
         output_ids = output_ids.numpy()  # [B, C]
-        # Decoder input: START, then the translation up to (not including) END.
-        lengths = [_length_before_end(row) for row in output_ids]
+        # Decoder input: START, then the translation up to (not including) END, within the
+        # model's positions (a translation that never ended fills all of them).
+        longest = self.model.transformer_config.max_length - 1
+        lengths = [min(_length_before_end(row), longest) for row in output_ids]
         target_ids = np.full([len(self.sentences), max(lengths) + 1], PAD_ID, np.int32)
         target_ids[:, 0] = START_ID
         for row, length in enumerate(lengths):

@@ -52,6 +52,10 @@ class SubwordTokenizer(tf.Module):
 
     Reserved ids: PAD=0, UNK=1, START=2, END=3. `tokenize` adds no START/END.
 
+    Seed TensorFlow (`keras.utils.set_random_seed`, `tf.random.set_seed`) before creating
+    tokenizers: in eager mode setting the seed resets the context and drops the SentencePiece
+    resource of tokenizers that already exist ("Resource ... does not exist").
+
     Args:
         model_file: str, path of a SentencePiece `.model` file with the reserved ids above.
         lowercase: bool, default False. Lowercase text before tokenizing (must match how the
