@@ -59,9 +59,16 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+# The translator `make demo` exports: the serving benchmark measures it when it exists (a
+# real model's per-row cost is what dynamic batching is for), else its own fixture model.
+DEMO_EXPORT = os.path.join(ROOT, "runs", "demo", "exports", "translator")
+
+
 def run(name, quick):
     """Runs one benchmark script; returns (exit code, seconds, its filtered output lines)."""
     script, arguments, quick_arguments, _ = BENCHMARKS[name]
+    if name == "serving" and os.path.isdir(DEMO_EXPORT):
+        arguments = [*arguments, "--model-base-path", DEMO_EXPORT]
     command = [sys.executable, os.path.join(HERE, script), *arguments,
                *(quick_arguments if quick else [])]
     print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
@@ -107,6 +114,19 @@ def quality_section():
             "benchmarks/results/ for the per-ingredient figures).")
 
 
+def _previous_sections(path):
+    """{title: "## title ..." section text} of an existing RESULTS.md (empty if none)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    sections = {}
+    for chunk in text.split("\n## ")[1:]:
+        title = chunk.split("\n", 1)[0].strip()
+        sections[title] = "## " + chunk.rstrip()
+    return sections
+
+
 def main(argv=None):
     args = parse_args(argv)
     names = list(BENCHMARKS) if args.only is None else [
@@ -116,7 +136,10 @@ def main(argv=None):
             raise ValueError(f"Unknown benchmark {name!r}; choose from {sorted(BENCHMARKS)}.")
     os.makedirs(RESULTS_DIR, exist_ok=True)
     info = common.machine_info()
-    sections = []
+    # Benchmarks not run this time keep their section from the last RESULTS.md.
+    previous = _previous_sections(args.output)
+    sections = {title: previous[title] for _, _, _, title in BENCHMARKS.values()
+                if title in previous}
     for name in names:
         script, _, _, title = BENCHMARKS[name]
         if not os.path.exists(os.path.join(HERE, script)):
@@ -129,8 +152,9 @@ def main(argv=None):
             body = throughput_section(json_path)
         else:
             body = "```\n" + "\n".join(lines).strip() + "\n```"
-        sections.append(f"## {title}\n\n`python benchmarks/{script}`, {seconds:.0f} s"
-                        f"{status}.\n\n{body}")
+        sections[title] = (f"## {title}\n\n`python benchmarks/{script}`, {seconds:.0f} s, "
+                           f"{info['date'][:10]}{status}.\n\n{body}")
+    sections = [sections[title] for _, _, _, title in BENCHMARKS.values() if title in sections]
     quality = quality_section()
     if quality:
         sections.append(f"## Translation quality\n\n{quality}")
