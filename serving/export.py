@@ -73,10 +73,16 @@ class Translator(tf.Module):
     ])
     def translate_beams(self, text, beam_size, top_beams, alpha):
         """Beam search: {"translations": [B, K] string, "scores": [B, K] float32}."""
-        tf.debugging.assert_positive(beam_size, message="beam_size must be at least 1")
-        tf.debugging.assert_positive(top_beams, message="top_beams must be at least 1")
-        tf.debugging.assert_less_equal(top_beams, beam_size,
-                                       message="top_beams must not exceed beam_size")
+        checks = [
+            tf.debugging.assert_positive(beam_size, message="beam_size must be at least 1"),
+            tf.debugging.assert_positive(top_beams, message="top_beams must be at least 1"),
+            tf.debugging.assert_less_equal(top_beams, beam_size,
+                                           message="top_beams must not exceed beam_size"),
+        ]
+        # The checks must run before the search uses the sizes, or a bad size fails there first
+        # with an obscure message.
+        with tf.control_dependencies(checks):
+            beam_size, top_beams = tf.identity(beam_size), tf.identity(top_beams)
         result = decoding.beam_search(self.model, self._source_ids(text), beam_size=beam_size,
                                       top_beams=top_beams, alpha=alpha,
                                       max_length=self.max_length)
