@@ -15,10 +15,6 @@ its time in the model, which is where batching pays.
 import argparse
 import concurrent.futures
 import os
-import re
-import select
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,6 +24,11 @@ import numpy as np
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# This script is itself named serving.py: look for modules from the project root first, so
+# that `serving` is the package, not this file.
+sys.path[0] = ROOT
+from serving.server.process import ServerProcess  # noqa: E402
+
 DEFAULT_SENTENCES = [
     "Tom is reading a book in the garden.",
     "I don't know what you are talking about.",
@@ -38,60 +39,6 @@ DEFAULT_SENTENCES = [
     "Can you help me carry these boxes?",
     "It has been raining all week.",
 ]
-
-
-class Server:
-    """A server subprocess; prints nothing unless it fails to start."""
-
-    READY = re.compile(r"tft-serve: ready REST (\S+)")
-
-    def __init__(self, args):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-        command = [
-            sys.executable,
-            "-m",
-            "serving.server",
-            "--rest-port",
-            "0",
-            "--grpc-port",
-            "-1",
-            "--log-level",
-            "WARNING",
-            *args,
-        ]
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        output = []
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], 1.0)
-            if not ready:
-                if self.process.poll() is not None:
-                    break
-                continue
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            match = self.READY.search(line)
-            if match:
-                self.url = match.group(1)
-                threading.Thread(target=self._drain, daemon=True).start()
-                return
-        self.process.kill()
-        raise RuntimeError("server did not start:\n" + "".join(output))
-
-    def _drain(self):
-        for _ in self.process.stdout:
-            pass
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 def run_load(url, sentences, concurrency, requests_per_client):
@@ -125,8 +72,9 @@ def run_load(url, sentences, concurrency, requests_per_client):
 
 
 def measure(model_name, base_path, extra_args, sentences, concurrencies, requests_per_client):
-    server = Server(["--model-name", model_name, "--model-base-path", base_path, *extra_args])
-    url = f"{server.url}/v1/models/{model_name}:predict"
+    server = ServerProcess(["--model-name", model_name, "--model-base-path", base_path,
+                            *extra_args], timeout=300, cwd=ROOT)
+    url = f"{server.rest_url}/v1/models/{model_name}:predict"
     try:
         run_load(url, sentences, 4, 5)  # warm-up: traces, connection pools
         results = {}
@@ -134,11 +82,10 @@ def measure(model_name, base_path, extra_args, sentences, concurrencies, request
             results[concurrency] = run_load(url, sentences, concurrency, requests_per_client)
         return results
     finally:
-        server.stop()
+        server.terminate()
 
 
 def build_fixture(directory):
-    sys.path.insert(0, ROOT)
     from tests.serving.conftest import write_fixture_translator
 
     base = os.path.join(directory, "translator")

@@ -14,11 +14,9 @@ Usage:
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
-import time
 
+from serving.server.process import ServerProcess
 from trainers.config import TrainingConfig
 from trainers.train import format_summary, train
 
@@ -30,7 +28,6 @@ SENTENCES = [
     "Can you help me, please?",
 ]
 MODEL_NAME = "translator"
-READY = re.compile(r"ready REST (\S+) gRPC (\S+)")
 
 # About 6-7 minutes of training on 2 CPU cores (validation BLEU about 25-29, lowercased).
 # At this budget a narrow 2-layer model taking many small steps beats the `small` preset.
@@ -40,26 +37,6 @@ DEMO_TRAINING = TrainingConfig(
     attention_probes=2, attention_images=False, verbose=2)
 DEMO_MODEL = dict(num_encoder_layers=2, num_decoder_layers=2, d_model=128, num_heads=4,
                   d_ff=512, dropout=0.1, max_length=32)
-
-
-def start_server(export_base):
-    """Starts tft-serve on free loopback ports; returns (process, rest_url)."""
-    command = [sys.executable, "-m", "serving.server", "--model-name", MODEL_NAME,
-               "--model-base-path", export_base, "--rest-port", "0", "--grpc-port", "0",
-               "--log-level", "WARNING"]
-    print("$ " + " ".join(["tft-serve"] + command[3:]), flush=True)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    deadline = time.monotonic() + 180
-    for line in process.stdout:
-        print("  " + line.rstrip(), flush=True)
-        match = READY.search(line)
-        if match:
-            return process, match.group(1)
-        if time.monotonic() > deadline:
-            break
-    process.kill()
-    raise RuntimeError("tft-serve did not start; see its output above.")
 
 
 def post(url, body):
@@ -97,7 +74,12 @@ def main(argv=None):
     print(f"SavedModel written to {export_dir}", flush=True)
 
     print("\n== 3/4 Serving it with tft-serve (TF Serving's REST and gRPC APIs)", flush=True)
-    process, rest_url = start_server(export_base)
+    print(f"$ tft-serve --model-name {MODEL_NAME} --model-base-path {export_base} "
+          "--rest-port 0 --grpc-port 0", flush=True)
+    server = ServerProcess(["--model-name", MODEL_NAME, "--model-base-path", export_base],
+                           timeout=180)
+    print("  " + "".join(server.output).strip(), flush=True)
+    rest_url = server.rest_url
     try:
         print("\n== 4/4 Translating through the REST API", flush=True)
         predict = f"{rest_url}/v1/models/{MODEL_NAME}:predict"
@@ -109,8 +91,7 @@ def main(argv=None):
         for sentence, prediction in zip(SENTENCES, answer["predictions"]):
             print(f"  {sentence}  ->  {prediction['translation']}")
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        server.terminate()
     bleu = summary.get("best_val_bleu")
     print(f"\nDone. Validation BLEU {bleu:.1f}. Serve it again with:\n  tft-serve --model-name "
           f"{MODEL_NAME} --model-base-path {export_base}" if bleu is not None else "\nDone.")

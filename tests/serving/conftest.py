@@ -8,16 +8,12 @@ pointing at a real exported translation model can sit beside
 """
 
 import os
-import re
-import select
 import shutil
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
+
+from serving.server.process import ServerProcess
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -154,76 +150,6 @@ def copy_version(source_dir, target_dir):
     staging = f"{target_dir}.staging"
     shutil.copytree(source_dir, staging)
     os.rename(staging, target_dir)
-
-
-class ServerProcess:
-    """`python -m serving.server` in a subprocess, on loopback with free ports.
-
-    Args:
-        args: list of str, command-line arguments (ports are added).
-    """
-
-    READY = re.compile(r"tft-serve: ready REST (\S+) gRPC (\S+)")
-
-    def __init__(self, args, timeout=120):
-        command = [
-            sys.executable,
-            "-m",
-            "serving.server",
-            "--rest-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--log-level",
-            "WARNING",
-            *args,
-        ]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.output = []
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self._readline(deadline)
-            if line is None:
-                self.process.kill()
-                raise RuntimeError("Server did not start:\n" + "".join(self.output))
-            match = self.READY.search(line)
-            if match:
-                self.rest_url, self.grpc_target = match.group(1), match.group(2)
-                break
-
-    def _readline(self, deadline):
-        while time.monotonic() < deadline:
-            if (
-                self.process.poll() is not None
-                and not select.select([self.process.stdout], [], [], 0)[0]
-            ):
-                return None
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.5)
-            if ready:
-                line = self.process.stdout.readline()
-                if not line:
-                    return None
-                self.output.append(line)
-                return line
-        return None
-
-    def url(self, path):
-        return self.rest_url + path
-
-    def terminate(self, timeout=60):
-        """Sends SIGTERM and waits; returns the exit code and the rest of the output."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            rest, _ = self.process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            rest, _ = self.process.communicate()
-        self.output.append(rest or "")
-        return self.process.returncode
 
 
 def write_model_config(path, entries):

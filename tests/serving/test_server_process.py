@@ -8,7 +8,8 @@ import time
 import pytest
 import requests
 
-from tests.serving.conftest import MODEL_NAME, ROOT, ServerProcess
+from serving.server.process import ServerProcess
+from tests.serving.conftest import MODEL_NAME, ROOT
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tests.serving.conftest import ServerProcess
+from serving.server.process import ServerProcess
 
 SENTENCES = ["I like to read books.", "Where is the train station?", "Tom is here."]
 
