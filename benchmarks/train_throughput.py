@@ -39,8 +39,8 @@ import gc
 import json
 import math
 import os
-import sys
 import subprocess
+import sys
 import tempfile
 import time
 

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 import tf_transformer as tft
@@ -26,7 +28,7 @@ def test_json_round_trip_and_replace():
     config = tft.TransformerConfig.preset("tiny", vocab_size=100, norm_first=True)
     assert tft.TransformerConfig.from_json(config.to_json()) == config
     assert config.replace(d_model=128).d_model == 128
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.d_model = 3  # frozen
 
 

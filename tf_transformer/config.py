@@ -88,7 +88,7 @@ class TransformerConfig:
     def effective_attention_dropout(self) -> float:
         return self.dropout if self.attention_dropout is None else self.attention_dropout
 
-    def replace(self, **overrides: Any) -> "TransformerConfig":
+    def replace(self, **overrides: Any) -> TransformerConfig:
         """Returns a copy with `overrides` applied (validated again)."""
         return dataclasses.replace(self, **overrides)
 
@@ -96,7 +96,7 @@ class TransformerConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TransformerConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TransformerConfig:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -107,11 +107,11 @@ class TransformerConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TransformerConfig":
+    def from_json(cls, text: str) -> TransformerConfig:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "TransformerConfig":
+    def preset(cls, name: str, **overrides: Any) -> TransformerConfig:
         """Returns preset `name` ("tiny", "small", "base", "big") with `overrides` applied.
 
         Vocabulary sizes are not part of a preset and must be given in `overrides` (a single

@@ -44,7 +44,8 @@ class Transformer(keras.Model):
         if isinstance(config, dict):
             config = TransformerConfig.from_dict(config)
         if not isinstance(config, TransformerConfig):
-            raise ValueError(f"`config` must be a TransformerConfig or a dict; received {config!r}.")
+            raise ValueError(
+                f"`config` must be a TransformerConfig or a dict; received {config!r}.")
         self.transformer_config = config
         c, policy = config, self.dtype_policy
         self.source_embedding = TokenEmbedding(

@@ -145,7 +145,7 @@ class TrainingConfig:
         """The Keras dtype policy name for the model ("mixed_bfloat16", ...) or None."""
         return MIXED_PRECISION_POLICIES[self.mixed_precision]
 
-    def replace(self, **overrides: Any) -> "TrainingConfig":
+    def replace(self, **overrides: Any) -> TrainingConfig:
         """Returns a copy with `overrides` applied (validated again)."""
         return dataclasses.replace(self, **overrides)
 
@@ -153,7 +153,7 @@ class TrainingConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainingConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -6,7 +6,8 @@
 | `mirrored` | `MirroredStrategy` over all local GPUs (or all logical CPU devices if none) |
 | `multi_worker` | `MultiWorkerMirroredStrategy`; the cluster comes from `TF_CONFIG` |
 | `tpu` | `TPUStrategy` on the TPU named by `tpu` (a name, a grpc:// address or "local") |
-| `auto` | a TPU when one resolves, `multi_worker` when `TF_CONFIG` names several workers, all GPUs when there are several, else `default` |
+| `auto` | a TPU when one resolves; `multi_worker` when `TF_CONFIG` names several workers; |
+|        | all GPUs when there are several; else `default` |
 """
 
 import json

@@ -722,9 +722,9 @@ def _format_float32(value):
     value = np.float32(value)
     if not np.isfinite(value):
         return "NaN" if np.isnan(value) else ("-Infinity" if value < 0 else "Infinity")
-    text = "%g" % value
+    text = f"{value:g}"
     if np.float32(text) != value:
-        text = "%.9g" % value
+        text = f"{value:.9g}"
     if "." not in text and "e" not in text:
         text += ".0"
     return text
@@ -735,9 +735,9 @@ def _format_double(value):
     value = float(value)
     if not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("-Infinity" if value < 0 else "Infinity")
-    text = "%g" % value
+    text = f"{value:g}"
     if float(text) != value:
-        text = "%.17g" % value
+        text = f"{value:.17g}"
     if "." not in text and "e" not in text:
         text += ".0"
     return text

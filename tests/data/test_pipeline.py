@@ -12,7 +12,10 @@ import pytest
 import tensorflow as tf
 
 from tf_transformer.data import (
-    bucket_batch_sizes, bucket_boundaries, make_batches, make_distributed_batches_fn,
+    bucket_batch_sizes,
+    bucket_boundaries,
+    make_batches,
+    make_distributed_batches_fn,
 )
 from tf_transformer.text import END_ID, PAD_ID, START_ID
 

@@ -11,7 +11,6 @@ Screenshots go to $TFT_E2E_ARTIFACTS (default: a pytest temporary directory).
 """
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,8 +30,7 @@ try:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import Select
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # Only `pytest -m e2e` needs it; the driver fixture says how to install.
     webdriver = None
 

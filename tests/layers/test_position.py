@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from tests.layers.harness import check_layer
-from tf_transformer.layers import LearnedPositionEmbedding, SinusoidalPositionEncoding, sinusoid_table
+from tf_transformer.layers import (
+    LearnedPositionEmbedding,
+    SinusoidalPositionEncoding,
+    sinusoid_table,
+)
 
 
 @pytest.mark.parametrize("pos, i", [(0, 0), (1, 0), (7, 3), (50, 10), (99, 31)])

@@ -2,8 +2,7 @@
 
 import pytest
 
-from tests.tensorboard.attention_data import RUN
-from tests.tensorboard.attention_data import write_run
+from tests.tensorboard.attention_data import RUN, write_run
 
 
 @pytest.fixture(scope="session")

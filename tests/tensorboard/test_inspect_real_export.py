@@ -26,7 +26,7 @@ def test_inspect_real_export_writes_trimmed_normalized_attention(exported_transl
     accumulator.Reload()
     config = model.transformer_config
     for index in range(len(SENTENCES)):
-        def read(field):
+        def read(field, index=index):
             (event,) = accumulator.Tensors(f"attention/sentence_{index}/{field}")
             return tensor_util.make_ndarray(event.tensor_proto)
 

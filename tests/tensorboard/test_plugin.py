@@ -4,16 +4,11 @@ import numpy as np
 import pytest
 from tensorboard import program
 from tensorboard.backend import application
-from tensorboard.backend.event_processing import data_provider
-from tensorboard.backend.event_processing import plugin_event_multiplexer
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.plugins.core import core_plugin
 from werkzeug import test as werkzeug_test
 
-from tests.tensorboard.attention_data import NUM_HEADS
-from tests.tensorboard.attention_data import NUM_LAYERS
-from tests.tensorboard.attention_data import PROBES
-from tests.tensorboard.attention_data import RUN
-from tests.tensorboard.attention_data import STEPS
+from tests.tensorboard.attention_data import NUM_HEADS, NUM_LAYERS, PROBES, RUN, STEPS
 from tf_transformer.tensorboard.plugin import AttentionPlugin
 
 PLUGIN_ROOT = "/data/plugin/attention"

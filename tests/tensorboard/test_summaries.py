@@ -6,22 +6,25 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
-from tensorboard.backend.event_processing import event_accumulator
-from tensorboard.backend.event_processing import data_provider
-from tensorboard.backend.event_processing import plugin_event_multiplexer
-from tensorboard.plugins import base_plugin
-from tensorboard.plugins import projector
+from tensorboard.backend.event_processing import (
+    data_provider,
+    event_accumulator,
+    plugin_event_multiplexer,
+)
+from tensorboard.plugins import base_plugin, projector
 from tensorboard.plugins.projector import projector_plugin
 from tensorboard.plugins.text import metadata as text_metadata
 from tensorboard.util import tensor_util
 from werkzeug import test as werkzeug_test
 
-from tests.tensorboard.attention_data import NUM_HEADS
-from tests.tensorboard.attention_data import NUM_LAYERS
-from tests.tensorboard.attention_data import PROBES
-from tests.tensorboard.attention_data import RUN
-from tests.tensorboard.attention_data import STEPS
-from tests.tensorboard.attention_data import synthetic_attention
+from tests.tensorboard.attention_data import (
+    NUM_HEADS,
+    NUM_LAYERS,
+    PROBES,
+    RUN,
+    STEPS,
+    synthetic_attention,
+)
 from tf_transformer.tensorboard import summaries
 
 # Viridis at 1.0, the colour of a weight of 1 in the heatmaps.

@@ -12,7 +12,12 @@ import tensorflow as tf
 
 from tests.text.corpus import anki_pairs
 from tf_transformer.text import (
-    END_ID, PAD_ID, START_ID, UNK_ID, SubwordTokenizer, normalize_text,
+    END_ID,
+    PAD_ID,
+    START_ID,
+    UNK_ID,
+    SubwordTokenizer,
+    normalize_text,
 )
 
 

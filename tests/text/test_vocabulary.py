@@ -5,7 +5,10 @@ import tensorflow as tf
 
 from tests.text.corpus import anki_pairs
 from tf_transformer.text import (
-    TokenizerPair, load_or_train_tokenizers, train_subword_tokenizer, train_tokenizers,
+    TokenizerPair,
+    load_or_train_tokenizers,
+    train_subword_tokenizer,
+    train_tokenizers,
 )
 
 

@@ -8,8 +8,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
 import tf_transformer
-from tf_transformer.text import train_tokenizers
 from tests.trainers.conftest import TRANSLATION
+from tf_transformer.text import train_tokenizers
 from trainers.callbacks import AttentionCallback
 
 

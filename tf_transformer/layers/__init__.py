@@ -6,8 +6,11 @@ from tf_transformer.layers.embedding import TokenEmbedding
 from tf_transformer.layers.encoder import Encoder, EncoderLayer
 from tf_transformer.layers.feed_forward import FeedForward
 from tf_transformer.layers.masks import causal_mask, merge_masks, padding_mask
-from tf_transformer.layers.position import (LearnedPositionEmbedding, SinusoidalPositionEncoding,
-                                            sinusoid_table)
+from tf_transformer.layers.position import (
+                                            LearnedPositionEmbedding,
+                                            SinusoidalPositionEncoding,
+                                            sinusoid_table,
+)
 from tf_transformer.layers.residual import ResidualNorm
 
 __all__ = [

@@ -1,11 +1,13 @@
 """Attention summaries for TensorBoard and the Attention dashboard plugin that reads them."""
 
-from tf_transformer.tensorboard.summaries import KINDS
-from tf_transformer.tensorboard.summaries import PLUGIN_NAME
-from tf_transformer.tensorboard.summaries import attention_heatmap
-from tf_transformer.tensorboard.summaries import write_attention
-from tf_transformer.tensorboard.summaries import write_embeddings
-from tf_transformer.tensorboard.summaries import write_position_encoding
+from tf_transformer.tensorboard.summaries import (
+    KINDS,
+    PLUGIN_NAME,
+    attention_heatmap,
+    write_attention,
+    write_embeddings,
+    write_position_encoding,
+)
 
 __all__ = [
     "KINDS",

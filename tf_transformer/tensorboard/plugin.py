@@ -22,8 +22,7 @@ multiplexer and the fast (Rust) data server. TensorBoard keeps 10 steps per tag 
 import importlib.resources
 
 import numpy as np
-from tensorboard import errors
-from tensorboard import plugin_util
+from tensorboard import errors, plugin_util
 from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
@@ -146,7 +145,8 @@ class AttentionPlugin(base_plugin.TBPlugin):
         try:
             step = int(step_arg)
         except ValueError:
-            raise errors.InvalidArgumentError(f"step must be an integer, got {step_arg!r}")
+            raise errors.InvalidArgumentError(
+                f"step must be an integer, got {step_arg!r}") from None
         if kind not in summaries.KIND_AXES:
             raise errors.InvalidArgumentError(
                 f"Unknown kind {kind!r}; expected one of {list(summaries.KINDS)}"

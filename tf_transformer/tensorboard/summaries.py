@@ -40,6 +40,7 @@ import re
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
+
 # Figures are drawn on an explicit Agg canvas, never through pyplot, so no global backend or
 # figure state is touched.
 from matplotlib.backends.backend_agg import FigureCanvasAgg

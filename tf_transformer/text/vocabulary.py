@@ -10,7 +10,12 @@ import tensorflow as tf
 
 from tf_transformer.text.normalization import normalize_text
 from tf_transformer.text.tokenizer import (
-    END_ID, MODEL_FILENAME, PAD_ID, START_ID, UNK_ID, SubwordTokenizer,
+    END_ID,
+    MODEL_FILENAME,
+    PAD_ID,
+    START_ID,
+    UNK_ID,
+    SubwordTokenizer,
 )
 
 PAIR_FILENAME = "tokenizers.json"
