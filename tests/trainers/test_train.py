@@ -74,6 +74,10 @@ def test_mixed_precision_trains(corpus_dir, tmp_path, precision, compute_dtype, 
                                        steps_per_epoch=10, warmup_steps=10, bleu_samples=0),
                     preset="tiny", strategy=DEFAULT, extra_callbacks=[recorder])
     assert recorder.compute_dtype == compute_dtype
+    # Not only the model: every sublayer computes in the policy's dtype.
+    assert len(recorder.layer_compute_dtypes) > 20
+    assert set(recorder.layer_compute_dtypes.values()) == {compute_dtype}, \
+        recorder.layer_compute_dtypes
     # Keras' compile wraps the optimizer in dynamic loss scaling for float16 only.
     assert recorder.optimizer_class == optimizer
     first_step_loss = recorder.batch_losses[0][0]
