@@ -92,12 +92,27 @@ def beams(signatures, sentences, beam_size, top_beams, alpha=0.6):
             answer["scores"].numpy())
 
 
-def test_order_is_kept_under_length_sorting_with_empty_lines(export, files, capsys):
+def test_order_is_kept_under_length_sorting_with_empty_lines(export, files, capsys,
+                                                             monkeypatch):
     export_dir, signatures = export
+    batches = []
+    greedy = translate.ExportModel.greedy
+
+    def recording_greedy(self, texts):
+        batches.append(list(texts))
+        return greedy(self, texts)
+
+    monkeypatch.setattr(translate.ExportModel, "greedy", recording_greedy)
     status, out, err = run(["--export-dir", export_dir, "--input", files["source"],
                             "--output", files["output"], "--batch-tokens", BATCH_WORDS],
                            capsys)
     assert status == 0, err
+    # The model saw the non-empty lines longest first, in several batches within the budget.
+    words = [len(text.split()) for batch in batches for text in batch]
+    assert len(batches) > 2 and len(words) == 8
+    assert words == sorted(words, reverse=True)
+    for batch in batches:  # a sentence longer than the budget goes alone
+        assert len(batch) == 1 or len(batch) * len(batch[0].split()) <= int(BATCH_WORDS)
     assert out == ""
     with open(files["output"], encoding="utf-8") as f:
         lines = f.read().split("\n")
