@@ -21,10 +21,19 @@ def client(exported_translator, tmp_path_factory):
                               attention_export_dir=os.path.dirname(export_dir))
 
 
+@pytest.fixture(scope="module")
+def inspected(exported_translator):
+    """What tft-inspect's `run_attention` gives for the sentence."""
+    export_dir, _, _ = exported_translator
+    (result,) = inspect.run_attention(os.path.dirname(export_dir), [SENTENCE])
+    return result
+
+
 @pytest.mark.parametrize("kind", summaries.KINDS)
-def test_typed_sentence_gives_the_weights_of_tft_inspect(client, exported_translator, kind):
-    export_dir, model, _ = exported_translator
-    (expected,) = inspect.run_attention(os.path.dirname(export_dir), [SENTENCE])
+def test_typed_sentence_gives_the_weights_of_tft_inspect(client, inspected, exported_translator,
+                                                         kind):
+    _, model, _ = exported_translator
+    expected = inspected
 
     response = client.get(PLUGIN_ROOT + "/inspect", query_string={"text": SENTENCE, "kind": kind})
     assert response.status_code == 200, response.get_data(as_text=True)
