@@ -20,7 +20,7 @@ test: $(STAMP)
 
 # Train on the bundled corpus, export, serve, translate.
 demo: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m trainers.demo
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m demo
 
 # Benchmarks side by side with the peers; writes benchmarks/RESULTS.md.
 bench: $(STAMP)
