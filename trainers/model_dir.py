@@ -9,6 +9,7 @@ MODEL_DIR/
     best.json            {"epoch": ..., "monitor": "val_bleu", "value": ...} of that epoch
     last.weights.h5      weights after the last finished epoch
   backup/                keras.callbacks.BackupAndRestore state (weights + optimizer + epoch)
+  step_counts.json       steps of one pass over the training/validation data, counted once
   logs/                  TensorBoard: train/, validation/, attention/, embeddings*/
   workers/worker_N/      multi-worker runs: what workers other than the chief write
 ```
@@ -182,3 +183,40 @@ def write_best(model_dir, epoch, monitor, value):
 
 def _paths(model_dir):
     return model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
+
+
+STEP_COUNTS_FILENAME = "step_counts.json"
+
+
+def read_step_count(model_dir, name, settings):
+    """Returns the steps of one pass counted by an earlier run, or None.
+
+    Args:
+        model_dir: str or `ModelDir`.
+        name: str, what was counted ("epoch" or "validation").
+        settings: dict, what the count depends on (data, batching, replicas); a count made
+            with other settings is not returned.
+    """
+    path = os.path.join(_paths(model_dir).root, STEP_COUNTS_FILENAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f).get(name)
+    if record is None or record["settings"] != settings:
+        return None
+    return int(record["steps"])
+
+
+def write_step_count(model_dir, name, settings, steps):
+    """Stores the steps of one pass (see `read_step_count`) in MODEL_DIR/step_counts.json."""
+    paths = _paths(model_dir)
+    os.makedirs(paths.root, exist_ok=True)
+    path = os.path.join(paths.root, STEP_COUNTS_FILENAME)
+    counts = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            counts = json.load(f)
+    counts[name] = {"settings": settings, "steps": int(steps)}
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(counts, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)

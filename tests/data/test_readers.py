@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tf_transformer.data.readers import read_lines, read_parallel_dir, resolve_split
+from tf_transformer.data.readers import read_parallel_dir, resolve_split
 
 # Multi30k is not part of the project (research use only); read it where the workspace keeps it.
 MULTI30K = os.environ.get("MULTI30K_DIR", os.path.join(
@@ -80,8 +80,10 @@ def test_empty_lines_are_skipped_counted_and_keep_alignment(tmp_path):
 
 
 def test_only_newline_ends_a_line(tmp_path):
-    _write(tmp_path / "x.txt", "a\u2028b\x85c\nd\r\n")
-    assert read_lines(str(tmp_path / "x.txt")) == ["a\u2028b\x85c", "d"]
+    # U+2028 and U+0085 are white space inside a sentence, never line ends.
+    _write(tmp_path / "x.en", "a\u2028b\x85c\nd\r\n")
+    _write(tmp_path / "x.de", "1\n2\n")
+    assert read_parallel_dir(tmp_path, "x", "en", "de") == (["a b c", "d"], ["1", "2"])
 
 
 def test_both_plain_and_gz_is_ambiguous(tmp_path):
