@@ -34,7 +34,14 @@ _LINES_PER_BATCH = 1024
 _READ_BUFFER_BYTES = 1 << 20
 # The white space Python's str.split() splits on: the Unicode separators (\p{Z}), ASCII white
 # space and the C0/C1 separators it also counts.
-_WHITESPACE_RUN = r"[\p{Z}\t\n\x{0B}\x{0C}\r\x{1C}-\x{1F}\x{85}]+"
+_WHITESPACE = r"\p{Z}\t\n\x{0B}\x{0C}\r\x{1C}-\x{1F}\x{85}"
+_WHITESPACE_RUN = f"[{_WHITESPACE}]+"
+# Fast checks (a full match costs far less than a replacement or a transcoding): RE2 matches
+# no invalid UTF-8 (nor encoded surrogates, \p{Cs}), so only the lines failing them are
+# transcoded or rewritten.
+_VALID_UTF8 = r"[^\p{Cs}]*"
+_WORD = f"[^{_WHITESPACE}\\p{{Cs}}]+"
+_NORMALIZED = f"{_WORD}(?: {_WORD})*"
 _ASSERTION = re.compile(r"assertion failed: \[(.*?)\](?:\n|$)", re.DOTALL)
 
 
@@ -50,7 +57,12 @@ def normalize_whitespace(strings):
     Returns:
         tf.string tensor of the same shape.
     """
-    return tf.strings.strip(tf.strings.regex_replace(strings, _WHITESPACE_RUN, " "))
+    strings = tf.convert_to_tensor(strings, tf.string)
+    flat = tf.reshape(strings, [-1])
+    todo = tf.where(~tf.strings.regex_full_match(flat, _NORMALIZED))  # [M, 1]
+    fixed = tf.strings.strip(tf.strings.regex_replace(tf.gather_nd(flat, todo),
+                                                      _WHITESPACE_RUN, " "))
+    return tf.reshape(tf.tensor_scatter_nd_update(flat, todo, fixed), tf.shape(strings))
 
 
 def _existing(directory, filename):
@@ -158,9 +170,14 @@ def stream_parallel_dir(directory, split, source_lang, target_lang):
     Raises:
         FileNotFoundError: missing files (found when the stream is made).
     """
-    pairs = _numbered_pairs(directory, split, source_lang, target_lang)
-    return pairs.filter(_both_sides_non_empty).map(
-        lambda line_number, source, target: (source, target))
+    def non_empty(line_numbers, sources, targets):
+        keep = tf.logical_and(tf.strings.length(sources) > 0,
+                              tf.strings.length(targets) > 0)  # [L]
+        return tf.boolean_mask(sources, keep), tf.boolean_mask(targets, keep)
+
+    batches = _numbered_batches(directory, split, source_lang, target_lang)
+    # Everything before runs on batches of lines: per-line work only in unbatch.
+    return batches.map(non_empty, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
 
 def read_parallel_dir(directory, split, source_lang, target_lang):
@@ -181,14 +198,16 @@ def read_parallel_dir(directory, split, source_lang, target_lang):
     sources, targets, empty_lines = [], [], []
     last_line = 0
     try:
-        numbered = _numbered_pairs(directory, split, source_lang, target_lang)
-        for line_number, source, target in numbered.as_numpy_iterator():
-            last_line = int(line_number)
-            if source and target:
-                sources.append(source.decode("utf-8"))
-                targets.append(target.decode("utf-8"))
-            else:
-                empty_lines.append(last_line)
+        batches = _numbered_batches(directory, split, source_lang, target_lang)
+        for line_numbers, batch_sources, batch_targets in batches.as_numpy_iterator():
+            for line_number, source, target in zip(line_numbers, batch_sources,
+                                                   batch_targets):
+                last_line = int(line_number)
+                if source and target:
+                    sources.append(source.decode("utf-8"))
+                    targets.append(target.decode("utf-8"))
+                else:
+                    empty_lines.append(last_line)
     except tf.errors.InvalidArgumentError as error:
         raise ValueError(data_error_message(error)) from None
     if empty_lines:
@@ -216,8 +235,9 @@ def data_error_message(error):
     return match.group(1) if match else error.message
 
 
-def _numbered_pairs(directory, split, source_lang, target_lang):
-    """Dataset of (line number, source, target): every line, checked and normalized."""
+def _numbered_batches(directory, split, source_lang, target_lang):
+    """Dataset of batches (line numbers int64 [L], sources [L], targets [L]) of every line,
+    checked and normalized."""
     directory = os.fspath(directory)
     found = find_split_files(directory, resolve_split(directory, split), source_lang, target_lang)
     if found[0] == "aligned":
@@ -226,7 +246,7 @@ def _numbered_pairs(directory, split, source_lang, target_lang):
     else:
         _, path, source_column, target_column = found
         batches = _tsv_batches(path, source_column, target_column)
-    return batches.unbatch()
+    return batches
 
 
 def _line_batches(path):
@@ -239,10 +259,13 @@ def _line_batches(path):
     def check_utf8(index, batch):
         line_numbers = index * _LINES_PER_BATCH + 1 + tf.range(
             tf.size(batch, out_type=tf.int64), dtype=tf.int64)  # [L]
+        suspects = tf.where(~tf.strings.regex_full_match(batch, _VALID_UTF8))  # [M, 1]
+        suspect_lines = tf.gather_nd(batch, suspects)  # [M]
         # Transcoding drops invalid bytes, so only valid UTF-8 comes out unchanged.
-        valid = tf.equal(tf.strings.unicode_transcode(batch, "UTF-8", "UTF-8", errors="ignore"),
-                         batch)  # [L]
-        first_invalid = tf.reduce_min(tf.where(valid, tf.int64.max, line_numbers))
+        valid = tf.equal(tf.strings.unicode_transcode(suspect_lines, "UTF-8", "UTF-8",
+                                                      errors="ignore"), suspect_lines)  # [M]
+        first_invalid = tf.reduce_min(
+            tf.where(valid, tf.int64.max, tf.gather_nd(line_numbers, suspects)))
         return line_numbers, _checked(
             tf.reduce_all(valid),
             lambda: _message(path, ", line ", first_invalid, ": invalid UTF-8"),
@@ -292,8 +315,8 @@ def _tsv_batches(path, source_column, target_column):
             tf.reduce_all(columns >= 2),
             lambda: _message(
                 path, ", line ", line_numbers[short], ": expected two tab-separated columns, "
-                "got ", columns[short], ": '",
-                tf.strings.substr(lines[short], 0, 80, unit="UTF8_CHAR"), "'"),
+                "got ", columns[short], ": ",
+                tf.strings.substr(lines[short], 0, 80, unit="UTF8_CHAR")),
             fields.to_tensor(""))  # [L, F]
         return (line_numbers, normalize_whitespace(fields[:, source_column]),
                 normalize_whitespace(fields[:, target_column]))
@@ -316,8 +339,11 @@ def _checked(condition, message_fn, *tensors):
 def _count_lines(path):
     """Lines of a text file, counted by streaming through it."""
     compression = "GZIP" if path.endswith(".gz") else ""
-    return tf.data.TextLineDataset(path, compression_type=compression).reduce(
-        tf.constant(0, tf.int64), lambda count, line: count + 1)
+    lines = tf.data.TextLineDataset(path, compression_type=compression,
+                                    buffer_size=_READ_BUFFER_BYTES)
+    # Reducing batches: a reduce step per line would cost far more than reading it.
+    return lines.batch(_LINES_PER_BATCH * 16).reduce(
+        tf.constant(0, tf.int64), lambda count, batch: count + tf.size(batch, tf.int64))
 
 
 def _message(*parts):
@@ -325,7 +351,3 @@ def _message(*parts):
     texts = [part if isinstance(part, str) or part.dtype == tf.string
              else tf.strings.as_string(part) for part in parts]
     return tf.strings.join(texts)
-
-
-def _both_sides_non_empty(line_number, source, target):
-    return tf.logical_and(tf.strings.length(source) > 0, tf.strings.length(target) > 0)
