@@ -32,9 +32,10 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,benchmarks]'
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/run_all.py
 
-# The Attention dashboard in headless Chromium (installs Debian's chromium with apt).
+# Only the Attention dashboard's browser tests (part of `make test`; need Debian's chromium and
+# chromium-driver, which .ci/run installs).
 e2e: $(STAMP)
-	PYTHON=$(PY) tests/e2e/run.sh
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -m e2e tests/e2e
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -36,7 +36,7 @@ MODEL_NAME = "translator"
 DEMO_TRAINING = TrainingConfig(
     vocab_size=4000, lowercase=True, max_length=32, batch_tokens=2048, epochs=12,
     steps_per_epoch=120, validation_steps=20, warmup_steps=300, bleu_samples=200,
-    attention_probes=2, attention_images=False, verbose=2)
+    attention_probes=2, attention_images=True, verbose=2)
 DEMO_MODEL = dict(num_encoder_layers=2, num_decoder_layers=2, d_model=128, num_heads=4,
                   d_ff=512, dropout=0.1, max_length=32)
 
