@@ -79,6 +79,9 @@ def check_arguments(args):
     if (args.export_dir is None) == (args.server is None):
         raise UsageError("give exactly one of --export-dir DIR (a SavedModel) and "
                          "--server URL (a running tft-serve or TensorFlow Serving)")
+    if args.server is not None and not args.server.startswith(("http://", "https://")):
+        raise UsageError(f"--server takes the REST address with its scheme, such as "
+                         f"http://127.0.0.1:8501; got {args.server!r}")
     if args.beam_size < 1:
         raise UsageError(f"--beam-size must be at least 1, got {args.beam_size}")
     if args.top_beams is not None and not 1 <= args.top_beams <= args.beam_size:

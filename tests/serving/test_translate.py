@@ -224,7 +224,8 @@ def free_port():
 
 
 @pytest.mark.parametrize("case", ["missing input", "reference length", "top beams",
-                                  "unreachable server", "no saved model", "no model"])
+                                  "unreachable server", "server without scheme",
+                                  "no saved model", "no model"])
 def test_bad_input_fails_cleanly(export, files, tmp_path, capsys, case):
     short_reference = tmp_path / "short.es"
     short_reference.write_text("Hola.\nAdiós.\n", encoding="utf-8")
@@ -243,6 +244,8 @@ def test_bad_input_fails_cleanly(export, files, tmp_path, capsys, case):
             ["--top-beams 3", "--beam-size (2)"]),
         "unreachable server": (
             ["--server", url, "--input", source], [url, "tft-serve --model-name translator"]),
+        "server without scheme": (
+            ["--server", "localhost:8501", "--input", source], ["http://127.0.0.1:8501"]),
         "no saved model": (
             ["--export-dir", str(empty), "--input", source], [str(empty), "tft-export"]),
         "no model": (["--input", source], ["--export-dir", "--server"]),
