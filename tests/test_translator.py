@@ -53,6 +53,15 @@ def test_a_sentence_longer_than_the_budget_goes_alone():
     assert results == [sentence.upper() for sentence in sentences]
 
 
+def test_max_sentences_caps_a_batch_within_the_budget():
+    sentences = ["a", "b b", "c", "d", "e", "f"]
+    results, batches = _echo_batches(sentences, batch_tokens=100, max_sentences=4)
+    assert batches == [["b b", "a", "c", "d"], ["e", "f"]]
+    assert results == [sentence.upper() for sentence in sentences]
+    with pytest.raises(ValueError, match="max_sentences=0"):
+        translate_in_batches(["a"], lambda batch: batch, max_sentences=0)
+
+
 def test_length_function_sets_the_order_and_the_budget():
     sentences = ["aaaa", "b", "cc"]
     _, batches = _echo_batches(sentences, batch_tokens=4, length=len)

@@ -196,12 +196,13 @@ def word_count(sentence):
 
 
 def translate_in_batches(sentences, translate_batch, batch_tokens=DEFAULT_BATCH_TOKENS,
-                         length=None, progress=None):
+                         length=None, progress=None, max_sentences=None):
     """Translates a list of strings in length-sorted batches and restores their order.
 
     Sentences are sorted by length (longest first, so the largest batch comes first) and cut
     into batches whose padded size, sentences x longest length, stays within `batch_tokens`;
-    a sentence longer than the budget goes alone.
+    a sentence longer than the budget goes alone. `max_sentences` caps the sentences per batch
+    too (a server limits the rows of a request; short sentences would exceed it).
 
     Args:
         sentences: list of str.
@@ -212,17 +213,21 @@ def translate_in_batches(sentences, translate_batch, batch_tokens=DEFAULT_BATCH_
             for sorting and budgeting; a tokenizer's subword count is exact, words are close.
         progress: None (silent), True (a tqdm bar on stderr) or a callable (done, total)
             called after each batch with the numbers of sentences.
+        max_sentences: int or None, default None (no limit). Most sentences in a batch.
 
     Returns:
         list, the results of `translate_batch` in the order of `sentences`.
 
     Raises:
-        ValueError: `batch_tokens` is not positive, or `translate_batch` returned a wrong
-            number of results.
+        ValueError: `batch_tokens` or `max_sentences` is not positive, or `translate_batch`
+            returned a wrong number of results.
     """
     if batch_tokens < 1:
         raise ValueError(
             f"`batch_tokens` must be at least 1; received batch_tokens={batch_tokens}.")
+    if max_sentences is not None and max_sentences < 1:
+        raise ValueError(
+            f"`max_sentences` must be at least 1; received max_sentences={max_sentences}.")
     sentences = list(sentences)
     length = word_count if length is None else length
     lengths = [length(sentence) for sentence in sentences]
@@ -230,7 +235,8 @@ def translate_in_batches(sentences, translate_batch, batch_tokens=DEFAULT_BATCH_
     batches, batch = [], []
     for index in order:
         # Sorted longest first, so the batch's first sentence sets its padded length.
-        if batch and (len(batch) + 1) * lengths[batch[0]] > batch_tokens:
+        if batch and ((len(batch) + 1) * lengths[batch[0]] > batch_tokens
+                      or len(batch) == max_sentences):
             batches.append(batch)
             batch = []
         batch.append(index)
