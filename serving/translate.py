@@ -70,6 +70,9 @@ def build_parser():
     decoding.add_argument("--batch-tokens", type=int, default=4096, metavar="N",
                           help="padded source words per batch: sentences x longest sentence "
                                "(default 4096)")
+    decoding.add_argument("--max-sentences", type=int, default=256, metavar="N",
+                          help="most sentences per batch (default 256; at most a server's "
+                               "--max-instances)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -87,8 +90,10 @@ def check_arguments(args):
     if args.top_beams is not None and not 1 <= args.top_beams <= args.beam_size:
         raise UsageError(f"--top-beams {args.top_beams} must be between 1 and --beam-size "
                          f"({args.beam_size}); raise --beam-size to at least {args.top_beams}")
-    if args.batch_tokens < 1:
-        raise UsageError(f"--batch-tokens must be positive, got {args.batch_tokens}")
+    for option in ("batch_tokens", "max_sentences"):
+        if getattr(args, option) < 1:
+            raise UsageError(f"--{option.replace('_', '-')} must be positive, got "
+                             f"{getattr(args, option)}")
     if args.output is not None:
         folder = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(folder):
@@ -261,6 +266,7 @@ def translate_lines(model, lines, args):
     with bar:
         translated = translate_in_batches([lines[i] for i in indexes], translate_batch,
                                           batch_tokens=args.batch_tokens,
+                                          max_sentences=args.max_sentences,
                                           progress=lambda done, total: bar.update(done - bar.n))
     for i, result in zip(indexes, translated):
         results[i] = result
@@ -285,7 +291,11 @@ def run(args):
     try:
         translations, scores = translate_lines(model, lines, args)
     except model.errors as error:
-        raise TranslationError(f"translation failed: {error}") from error
+        hint = ""
+        if getattr(error, "status", None) in (400, 413):
+            hint = (" (a request too large for the server? lower --max-sentences or "
+                    "--batch-tokens)")
+        raise TranslationError(f"translation failed: {error}{hint}") from error
     if args.top_beams is not None:
         out = nbest_lines(translations, scores)
     else:

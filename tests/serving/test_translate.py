@@ -199,7 +199,7 @@ def test_reference_scores_equal_sacrebleu_s_own(export, files, capsys):
 @pytest.fixture(scope="module")
 def served(exported_translator):
     process = ServerProcess(["--model-name", "translator", "--model-base-path",
-                             os.path.dirname(exported_translator[0])])
+                             os.path.dirname(exported_translator[0]), "--max-instances", "3"])
     yield process
     process.terminate()
 
@@ -207,14 +207,18 @@ def served(exported_translator):
 @pytest.mark.parametrize("decoding", [[], ["--beam-size", "3", "--top-beams", "2"]],
                          ids=["greedy", "nbest"])
 def test_server_mode_equals_export_mode(export, served, files, capsys, decoding):
-    common = ["--input", files["source"], "--batch-tokens", BATCH_WORDS, *decoding]
+    """The server takes at most 3 rows per request: --max-sentences 3 keeps within it."""
+    common = ["--input", files["source"], *decoding]
     status, from_export, err = run(["--export-dir", export[0], *common], capsys)
     assert status == 0, err
-    status, from_server, err = run(["--server", served.rest_url, "--model-name", "translator",
-                                    *common], capsys)
+    server = ["--server", served.rest_url, "--model-name", "translator", *common]
+    status, from_server, err = run([*server, "--max-sentences", "3"], capsys)
     assert status == 0, err
     assert from_server == from_export
     assert from_server.count("\n") == len(SOURCES) * (2 if decoding else 1)
+    status, _, err = run([*server, "--max-sentences", "4"], capsys)
+    assert status == 1
+    assert "400" in err and "lower --max-sentences" in err
 
 
 def free_port():
