@@ -27,7 +27,6 @@ a request the model fails exits with status 1. `--output` is written only at the
 import argparse
 import os
 import sys
-import tempfile
 
 PROG = "tft-translate"
 
@@ -124,19 +123,24 @@ def read_lines(path, what):
 
 
 def write_output(path, text):
-    """Writes `text` to `path` at once (a temporary file renamed into place), or to stdout."""
+    """Writes `text` as UTF-8 to `path` at once (a file beside it renamed into place), or to
+    stdout."""
+    data = text.encode("utf-8")
     if path is None:
-        sys.stdout.write(text)
         sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, staging = tempfile.mkstemp(prefix=".tft-translate-", dir=folder)
+    path = os.path.abspath(path)
+    staging = os.path.join(os.path.dirname(path),
+                           f".{os.path.basename(path)}.tft-translate-{os.getpid()}")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(staging, "xb") as f:
+            f.write(data)
         os.replace(staging, path)
     except BaseException:
-        os.unlink(staging)
+        if os.path.exists(staging):
+            os.unlink(staging)
         raise
 
 

@@ -261,4 +261,4 @@ def test_bad_input_fails_cleanly(export, files, tmp_path, capsys, case):
         assert text in err
     assert out == ""
     assert not os.path.exists(output)
-    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tft-translate")]
+    assert not [name for name in os.listdir(tmp_path) if "tft-translate" in name]
