@@ -4,15 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench e2e clean
+.PHONY: venv lint test demo bench e2e clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
+
+# Style (ruff) and declared dependencies against imports (FawltyDeps); CI runs it first.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/fawltydeps --check --pyenv $(VENV)
 
 # The test suite (what CI runs).
 test: $(STAMP)

@@ -9,6 +9,7 @@ MODEL_DIR/
     best.json            {"epoch": ..., "monitor": "val_bleu", "value": ...} of that epoch
     last.weights.h5      weights after the last finished epoch
   backup/                keras.callbacks.BackupAndRestore state (weights + optimizer + epoch)
+  step_counts.json       steps of one pass over the training/validation data, counted once
   logs/                  TensorBoard: train/, validation/, attention/, embeddings*/
   workers/worker_N/      multi-worker runs: what workers other than the chief write
 ```

@@ -91,6 +91,46 @@ class ThroughputCallback(keras.callbacks.Callback):
         return tokens / seconds
 
 
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training once the optimizer has made `steps` steps (mid-epoch if need be; Keras
+    still evaluates and runs the epoch-end callbacks, so the last checkpoint is written).
+
+    Args:
+        steps: int, optimizer steps of the whole run.
+    """
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) >= self.steps:
+            self.model.stop_training = True
+
+
+class FirstStepTimer(keras.callbacks.Callback):
+    """Logs when the first training step of the run has finished, which measures the run's
+    start-up (vocabulary, data counting, tracing), as seconds since `started` and as Unix time.
+
+    Args:
+        logger: `logging.Logger` to write to.
+        started: float, `time.perf_counter()` when the run started.
+    """
+
+    def __init__(self, logger, started):
+        super().__init__()
+        self.logger = logger
+        self.started = started
+        self._logged = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self._logged:
+            self._logged = True
+            self.logger.info("First training step finished %.1f s after the run started "
+                             "(unix time %.3f).", time.perf_counter() - self.started,
+                             time.time())
+
+
 class BleuCallback(keras.callbacks.Callback):
     """Greedy-decodes a fixed sample of validation sentences each epoch and reports BLEU.
 

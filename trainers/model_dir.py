@@ -7,6 +7,8 @@ trainer alone writes or needs:
 - `write_configs`: config.json with the model, training and data sections.
 - `write_best`: checkpoints/best.json, which epoch `best.weights.h5` comes from.
 - `resume_epoch`: the epoch a restarted run continues from (`BackupAndRestore`'s state).
+- `read_step_count` / `write_step_count`: MODEL_DIR/step_counts.json, the steps of one pass
+  over the data, counted once (only when a run asks for whole passes) and never again.
 """
 
 import json
@@ -56,3 +58,40 @@ def resume_epoch(model_dir) -> int:
         return 0
     with open(path, encoding="utf-8") as f:
         return int(json.load(f)["epoch"])
+
+
+STEP_COUNTS_FILENAME = "step_counts.json"
+
+
+def read_step_count(model_dir, name, settings):
+    """Returns the steps of one pass counted by an earlier run, or None.
+
+    Args:
+        model_dir: str or `ModelDir`.
+        name: str, what was counted ("epoch" or "validation").
+        settings: dict, what the count depends on (data, batching, replicas); a count made
+            with other settings is not returned.
+    """
+    path = os.path.join(as_model_dir(model_dir).root, STEP_COUNTS_FILENAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f).get(name)
+    if record is None or record["settings"] != settings:
+        return None
+    return int(record["steps"])
+
+
+def write_step_count(model_dir, name, settings, steps):
+    """Stores the steps of one pass (see `read_step_count`) in MODEL_DIR/step_counts.json."""
+    paths = as_model_dir(model_dir)
+    os.makedirs(paths.root, exist_ok=True)
+    path = os.path.join(paths.root, STEP_COUNTS_FILENAME)
+    counts = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            counts = json.load(f)
+    counts[name] = {"settings": settings, "steps": int(steps)}
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(counts, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
