@@ -67,7 +67,7 @@ def test_cli_trains_writes_model_dir_and_tensorboard_logs(tmp_path_factory, tmp_
     import tensorflow as tf
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from trainers.model_dir import load_model_dir
+    from tf_transformer.model_dir import load_model
 
     model_dir = tmp_path / "run"
     data_dir = str(tmp_path_factory.mktemp("tfds"))
@@ -118,8 +118,8 @@ def test_cli_trains_writes_model_dir_and_tensorboard_logs(tmp_path_factory, tmp_
     assert summary["loss"] == pytest.approx(losses[1], rel=1e-6)
     assert summary["val_loss"] < np.log(400)
 
-    model, tokenizers, configs = load_model_dir(str(model_dir))
-    assert configs.model.d_model == 64 and configs.training.epochs == 2
+    model, tokenizers = load_model(str(model_dir))
+    assert model.transformer_config.d_model == 64 and config["training"]["epochs"] == 2
     assert tokenizers.shared and tokenizers.source.vocab_size == 400
     assert model.count_params() > 0
 

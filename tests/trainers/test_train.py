@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tests.trainers.helpers import read_weights, synthetic_training
 from tests.trainers.recorder import Interrupt, InterruptAfterEpoch, Recorder
+from tf_transformer.model_dir import read_best
 from trainers import model_dir as model_dir_lib
 from trainers.train import train
 
@@ -24,7 +25,7 @@ def test_interrupted_run_resumes_from_next_epoch_and_matches_uninterrupted(corpu
                               extra_callbacks=[reference])
     # The best checkpoint is the first epoch with the highest BLEU (strict improvements).
     bleu = reference_summary["history"]["val_bleu"]
-    best = model_dir_lib.read_best(reference_dir)
+    best = read_best(reference_dir)
     assert best["monitor"] == "val_bleu" and best["epoch"] == int(np.argmax(bleu)) + 1
     assert best["value"] == pytest.approx(max(bleu))
 
