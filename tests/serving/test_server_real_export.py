@@ -101,3 +101,59 @@ def test_grpc_predict_equals_the_saved_model(real_server, loaded):
         tf.make_ndarray(response.outputs["translation"]).tolist()
         == expected["translation"].numpy().tolist()
     )
+
+
+def _beams_inputs(beam_size, top_beams):
+    return {"text": SENTENCES[:1], "beam_size": beam_size, "top_beams": top_beams, "alpha": 0.6}
+
+
+def _grpc_error(server, inputs):
+    channel = grpc.insecure_channel(server.grpc_target)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "translator"
+    request.model_spec.signature_name = "translate_beams"
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Predict(request, timeout=120)
+    finally:
+        channel.close()
+    return caught.value.code(), caught.value.details()
+
+
+def test_export_errors_are_400_and_invalid_argument_with_the_exports_message(real_server,
+                                                                            loaded):
+    server, _ = real_server
+    url = server.url("/v1/models/translator:predict")
+    # The export's own message for top_beams > beam_size, from its signature in this process
+    # (without the "Graph execution error" preamble and the in-process op name).
+    with pytest.raises(tf.errors.InvalidArgumentError) as in_process:
+        loaded.signatures["translate_beams"](
+            text=tf.constant(SENTENCES[:1]), beam_size=tf.constant(2), top_beams=tf.constant(3),
+            alpha=tf.constant(0.6))
+    message = in_process.value.message
+    message = message[message.index("assertion failed:"):message.rindex(" [Op:")]
+    assert message.startswith("assertion failed: [top_beams must not exceed beam_size]")
+    rest = requests.post(url, json={"signature_name": "translate_beams",
+                                    "inputs": _beams_inputs(2, 3)}, timeout=120)
+    assert (rest.status_code, rest.json()) == (400, {"error": message})
+    assert _grpc_error(server, {**_beams_inputs(np.int32(2), np.int32(3)),
+                                "alpha": np.float32(0.6)}) == (
+        grpc.StatusCode.INVALID_ARGUMENT, message)
+
+    # A value of the wrong dtype: the message names the dtype of the export's signature.
+    beam_size_spec = loaded.signatures["translate_beams"].structured_input_signature[1][
+        "beam_size"]
+    assert beam_size_spec.dtype == tf.int32
+    rest = requests.post(url, json={"signature_name": "translate_beams",
+                                    "inputs": _beams_inputs(2.5, 1)}, timeout=120)
+    assert (rest.status_code, rest.json()) == (
+        400, {"error": "JSON Value: 2.5 Type: Number is not of expected type: int32"})
+    assert _grpc_error(server, {**_beams_inputs(np.float32(2.5), np.int32(1)),
+                                "alpha": np.float32(0.6)}) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Expects arg 'beam_size' to be int32 but float is provided")
+    # The server still translates afterwards.
+    assert requests.post(url, json={"instances": SENTENCES[:1]}, timeout=120).status_code == 200

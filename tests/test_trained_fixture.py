@@ -1,0 +1,64 @@
+"""The trained fixture model of tests/conftest.py translates: a BLEU floor on held-out pairs.
+
+The serving, inspection and dashboard tests run on this model; they mean something only if it
+has learned to translate. Held out: the first 300 pairs of the bundled corpus's test split
+(sentences hashed away from training; the corpus is sorted by length, so these are short
+sentences like the first 3,000 training pairs the fixture learns from), scored with sacreBLEU
+against one reference each.
+
+Measured on a shared 2-core machine: the trained fixture scores BLEU 0.0 (it answers
+"ssssssssssssssssss" to "Fire!"), the same model untrained (fresh weights, same tokenizers)
+0.02. The fixture does not translate yet, so the test is an expected failure (strict: once the
+fixture learns enough to pass the floor, the test reports it and the mark must go). A variant
+trained on the 20,000 shortest training pairs for 4 epochs (764 steps, 700 s on the loaded
+machine) reached only 0.25, so a fixture that passes needs more than a longer run of seconds.
+"""
+
+import numpy as np
+import pytest
+import sacrebleu
+import tensorflow as tf
+
+import tf_transformer as tft
+from tests.text.corpus import anki_pairs
+from tf_transformer import decoding
+
+HELD_OUT_PAIRS = 300
+BLEU_FLOOR = 5.0
+
+
+def held_out():
+    pairs = anki_pairs("test", HELD_OUT_PAIRS)
+    return [english for english, _ in pairs], [spanish for _, spanish in pairs]
+
+
+def bleu(translations, references):
+    return sacrebleu.corpus_bleu(translations, [references]).score
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="the tiny fixture model does not translate: held-out BLEU 0.0")
+def test_trained_fixture_passes_the_bleu_floor_and_an_untrained_model_does_not(
+        exported_translator):
+    import tensorflow_text  # noqa: F401 -- registers the tokenizer ops of the export
+
+    export_dir, model, tokenizers = exported_translator
+    sources, references = held_out()
+    translate = tf.saved_model.load(export_dir).signatures["serving_default"]
+    trained = [t.decode() for t in translate(text=tf.constant(sources))["translation"].numpy()]
+    trained_bleu = bleu(trained, references)
+
+    # No tf.random.set_seed here: it clears TensorFlow's eager kernel cache, which drops the
+    # SentencePiece resource the fixture's tokenizers use in eager mode.
+    untrained_model = tft.Transformer(model.transformer_config)
+    max_length = model.transformer_config.max_length
+    source_ids = tokenizers.source.tokenize_padded(tf.constant(sources), max_length)
+    ids = decoding.greedy_decode(untrained_model, source_ids, max_length=max_length).ids
+    untrained = [t.decode() for t in tokenizers.target.detokenize(ids).numpy()]
+    untrained_bleu = bleu(untrained, references)
+    print(f"\nheld-out BLEU: trained fixture {trained_bleu:.2f}, untrained {untrained_bleu:.2f}")
+    print("\n".join(f"  {s} -> {t}" for s, t in list(zip(sources, trained))[:5]))
+
+    assert trained_bleu >= BLEU_FLOOR
+    assert untrained_bleu < BLEU_FLOOR
+    assert np.mean([t == "" for t in trained]) < 0.05  # it says something for nearly all
