@@ -37,7 +37,10 @@ BUNDLED = os.path.join(PROJECT_ROOT, "tf_transformer", "data", "anki_spa_eng", "
 FIRST_STEP = re.compile(r"First training step finished .* \(unix time ([0-9.]+)\)")
 VOCABULARY = re.compile(r"Vocabulary ready in ([0-9.]+) s")
 # Keras' one line per epoch (--verbose 2): "40/40 - 13s - 325ms/step - ...".
-MS_PER_STEP = re.compile(r"^\s*\d+/\d+ - \S+ - (\d+)ms/step", re.MULTILINE)
+STEP_TIME = re.compile(r"^\s*\d+/\d+ - \S+ - (\d+)(ms|s)/step", re.MULTILINE)
+# Settings that only act after the first step (evaluation, BLEU decoding, attention maps):
+# kept small so the benchmark spends its time where it measures.
+AFTER_FIRST_STEP = ["--bleu-samples", "0", "--attention-probes", "0"]
 
 
 def parse_args():
@@ -100,11 +103,23 @@ def run_trainer(model_dir, data, options, log_path, verbose=0):
             usage.ru_maxrss * 1024, summary, text)
 
 
+def print_table(rows):
+    print()
+    print("| pairs | train MB | first step (s) | of which vocabulary (s) | peak RSS (GB) | "
+          "resumed: first step (s) | resumed: peak RSS (GB) | load avg |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['pairs']:,} | {row['megabytes']:.0f} | {row['first_step_s']:.1f} | "
+              f"{row['vocabulary_s']:.1f} | {row['peak_rss_gb']:.2f} | "
+              f"{row['resume_first_step_s']:.1f} | {row['resume_peak_rss_gb']:.2f} | "
+              f"{row['load']:.1f} |", flush=True)
+
+
 def main():
     args = parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     work = args.work_dir or tempfile.mkdtemp(prefix="tft-scale-")
-    common = []
+    common = list(AFTER_FIRST_STEP)
     if args.vocab_sample_size:
         common += ["--vocab-sample-size", str(args.vocab_sample_size)]
     load = os.getloadavg()[0]
@@ -134,19 +149,22 @@ def main():
             print(json.dumps(row), flush=True)
             if size != sizes[-1] and size != 1_000_000:
                 shutil.rmtree(corpus)
+        print_table(rows)
         if args.throughput_steps:
             big = 1_000_000 if 1_000_000 in sizes else sizes[-1]
             speeds = {}
             for name, data in (("bundled", "anki_spa_eng"),
                                (f"{big:,} pairs", f"dir:{os.path.join(work, f'corpus_{big}')}")):
                 options = [*common, "--train-steps", str(2 * args.throughput_steps),
-                           "--steps-per-epoch", str(args.throughput_steps)]
+                           "--steps-per-epoch", str(args.throughput_steps),
+                           "--validation-steps", "1"]
                 summary, text = run_trainer(
                     os.path.join(work, f"throughput_{big if name != 'bundled' else 0}"), data,
                     options, os.path.join(work, f"throughput_{name[:3]}.log"), verbose=2)[3:]
                 # The second interval: the first one traces the step function.
-                milliseconds = int(MS_PER_STEP.findall(text)[-1])
-                speeds[name] = {"steps_per_second": 1000 / milliseconds,
+                value, unit = STEP_TIME.findall(text)[-1]
+                seconds_per_step = int(value) / (1000 if unit == "ms" else 1)
+                speeds[name] = {"steps_per_second": 1 / seconds_per_step,
                                 "target_tokens_per_second": summary["tokens_per_second"]}
                 print(name, json.dumps(speeds[name]), flush=True)
             names = list(speeds)
@@ -157,15 +175,6 @@ def main():
     finally:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
-    print()
-    print("| pairs | train MB | first step (s) | of which vocabulary (s) | peak RSS (GB) | "
-          "resumed: first step (s) | resumed: peak RSS (GB) | load avg |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
-        print(f"| {row['pairs']:,} | {row['megabytes']:.0f} | {row['first_step_s']:.1f} | "
-              f"{row['vocabulary_s']:.1f} | {row['peak_rss_gb']:.2f} | "
-              f"{row['resume_first_step_s']:.1f} | {row['resume_peak_rss_gb']:.2f} | "
-              f"{row['load']:.1f} |")
 
 
 if __name__ == "__main__":
