@@ -36,8 +36,10 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLED = os.path.join(PROJECT_ROOT, "tf_transformer", "data", "anki_spa_eng", "spa.txt.gz")
 FIRST_STEP = re.compile(r"First training step finished .* \(unix time ([0-9.]+)\)")
 VOCABULARY = re.compile(r"Vocabulary ready in ([0-9.]+) s")
-# Keras' one line per epoch (--verbose 2): "40/40 - 13s - 325ms/step - ...".
-STEP_TIME = re.compile(r"^\s*\d+/\d+ - \S+ - (\d+)(ms|s)/step", re.MULTILINE)
+# Keras' one line per epoch (--verbose 2) ends with the epoch's target tokens and the
+# ThroughputCallback's tokens/s of its training steps: steps/s = steps x tokens/s / tokens.
+EPOCH_LINE = re.compile(r"^\s*(\d+)/\d+ - .* - tokens: ([0-9.e+]+) .*"
+                        r"- tokens_per_second: ([0-9.e+]+)", re.MULTILINE)
 # Settings that only act after the first step (evaluation, BLEU decoding, attention maps):
 # kept small so the benchmark spends its time where it measures.
 AFTER_FIRST_STEP = ["--bleu-samples", "0", "--attention-probes", "0"]
@@ -154,23 +156,21 @@ def main():
             big = 1_000_000 if 1_000_000 in sizes else sizes[-1]
             speeds = {}
             for name, data in (("bundled", "anki_spa_eng"),
-                               (f"{big:,} pairs", f"dir:{os.path.join(work, f'corpus_{big}')}")):
+                               (f"{big}", f"dir:{os.path.join(work, f'corpus_{big}')}")):
                 options = [*common, "--train-steps", str(2 * args.throughput_steps),
                            "--steps-per-epoch", str(args.throughput_steps),
                            "--validation-steps", "1"]
-                summary, text = run_trainer(
-                    os.path.join(work, f"throughput_{big if name != 'bundled' else 0}"), data,
-                    options, os.path.join(work, f"throughput_{name[:3]}.log"), verbose=2)[3:]
+                text = run_trainer(os.path.join(work, f"throughput_{name}"), data, options,
+                                   os.path.join(work, f"throughput_{name}.log"), verbose=2)[4]
                 # The second interval: the first one traces the step function.
-                value, unit = STEP_TIME.findall(text)[-1]
-                seconds_per_step = int(value) / (1000 if unit == "ms" else 1)
-                speeds[name] = {"steps_per_second": 1 / seconds_per_step,
-                                "target_tokens_per_second": summary["tokens_per_second"]}
+                steps, tokens, tokens_per_second = map(float, EPOCH_LINE.findall(text)[-1])
+                speeds[name] = {"steps_per_second": steps * tokens_per_second / tokens,
+                                "target_tokens_per_second": tokens_per_second}
                 print(name, json.dumps(speeds[name]), flush=True)
             names = list(speeds)
             ratio = (speeds[names[1]]["steps_per_second"] /
                      speeds[names[0]]["steps_per_second"])
-            print(f"steps/s {names[1]} / bundled = {ratio:.2f} (load average "
+            print(f"steps/s {names[1]} pairs / bundled = {ratio:.2f} (load average "
                   f"{os.getloadavg()[0]:.1f})")
     finally:
         if not args.work_dir:
