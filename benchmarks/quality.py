@@ -11,8 +11,9 @@ the script picks on the full validation split between the single checkpoint with
 validation-sample BLEU and the averages of the last k epoch checkpoints (k = 2..--average),
 then reports detokenized, cased sacreBLEU (13a) on the test splits for greedy decoding and
 beam search (with and without the length penalty), for the single best checkpoint and the
-chosen average, so that each ingredient's share is visible. Decoding runs batched inside
-`tf.function`s (`tf_transformer.decoding.greedy_decode` / `beam_search`).
+chosen average, so that each ingredient's share is visible. Decoding goes through
+`tf_transformer.translator` (the exported module), in length-sorted batches of
+--decode-tokens padded words.
 
 The figures go to --json (default benchmarks/results/quality_SRC_TGT.json), including a
 Markdown row that benchmarks/run_all.py puts into benchmarks/RESULTS.md.
@@ -31,13 +32,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import sacrebleu  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from benchmarks import common  # noqa: E402
-from tf_transformer import decoding  # noqa: E402
 from tf_transformer.data import load_parallel  # noqa: E402
-from trainers import model_dir as model_dir_lib  # noqa: E402
+from tf_transformer.metrics import corpus_bleu  # noqa: E402
+from tf_transformer.model_dir import load_model  # noqa: E402
+from tf_transformer.translator import Translator, translate_texts  # noqa: E402
 from trainers.config import TrainingConfig  # noqa: E402
 from trainers.train import train  # noqa: E402
 
@@ -81,8 +81,8 @@ def parse_args(argv=None):
                         help="average up to this many last epoch checkpoints")
     parser.add_argument("--beam-size", type=int, default=4)
     parser.add_argument("--alpha", type=float, default=0.6, help="GNMT length penalty")
-    parser.add_argument("--decode-batch", type=int, default=100,
-                        help="sentences decoded at once")
+    parser.add_argument("--decode-tokens", type=int, default=4096,
+                        help="padded source words decoded at once")
     parser.add_argument("--bleu-samples", type=int, default=300,
                         help="validation sentences decoded per epoch for progress and 'best'")
     parser.add_argument("--model-dir", default=None,
@@ -162,44 +162,6 @@ def read_split(args, split):
     return sources, references
 
 
-class Translator:
-    """Greedy and beam-search translation of string batches, each one `tf.function`."""
-
-    def __init__(self, model, tokenizers, max_length):
-        self.model = model
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def greedy(strings):
-            source_ids = tokenizers.source.tokenize_padded(strings, max_length)  # [B, S]
-            ids = decoding.greedy_decode(model, source_ids, max_length=max_length).ids
-            return tokenizers.target.detokenize(ids)  # [B]
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
-                                      tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
-        def beam(strings, beam_size, alpha):
-            source_ids = tokenizers.source.tokenize_padded(strings, max_length)  # [B, S]
-            ids = decoding.beam_search(model, source_ids, beam_size=beam_size, alpha=alpha,
-                                       max_length=max_length).ids  # [B, 1, C]
-            return tokenizers.target.detokenize(ids[:, 0])  # [B]
-
-        self._greedy, self._beam = greedy, beam
-
-    def translate(self, sentences, batch_size, beam_size=None, alpha=0.0):
-        outputs = []
-        for start in range(0, len(sentences), batch_size):
-            batch = tf.constant(sentences[start:start + batch_size])
-            if beam_size:
-                texts = self._beam(batch, tf.constant(beam_size), tf.constant(alpha, tf.float32))
-            else:
-                texts = self._greedy(batch)
-            outputs += [text.decode("utf-8") for text in texts.numpy()]
-        return outputs
-
-
-def bleu(hypotheses, references):
-    return sacrebleu.corpus_bleu(hypotheses, [references]).score
-
-
 def averaged_weights(model, paths):
     """Loads each checkpoint into `model` and returns the element-wise mean of the weights."""
     total = None
@@ -212,9 +174,13 @@ def averaged_weights(model, paths):
 
 def evaluate(args, model_dir, splits):
     """Chooses the checkpoint on validation and scores the test splits. Returns a dict."""
-    model, tokenizers, _ = model_dir_lib.load_model_dir(model_dir, "best")
+    model, tokenizers = load_model(model_dir, "best")
     translator = Translator(model, tokenizers, args.max_length)
-    batch = args.decode_batch
+
+    def translate(sentences, beam_size=None, alpha=0.6):
+        return translate_texts(translator, sentences, batch_tokens=args.decode_tokens,
+                               beam_size=beam_size, alpha=alpha)
+
     epoch_files = sorted(glob.glob(os.path.join(model_dir, "checkpoints", "epoch_*.weights.h5")))
     candidates = {"best single": model.get_weights()}
     for k in range(2, min(args.average, len(epoch_files)) + 1):
@@ -223,7 +189,7 @@ def evaluate(args, model_dir, splits):
     validation = {}
     for name, weights in candidates.items():
         model.set_weights(weights)
-        validation[name] = bleu(translator.translate(val_sources, batch), val_references)
+        validation[name] = corpus_bleu(translate(val_sources), val_references)
         print(f"  validation greedy BLEU, {name}: {validation[name]:.2f}", flush=True)
     averages = [name for name in validation if name != "best single"]
     chosen_average = max(averages, key=validation.get) if averages else None
@@ -240,7 +206,7 @@ def evaluate(args, model_dir, splits):
                 continue
             for decoder, options in decoders.items():
                 start = time.perf_counter()
-                score = bleu(translator.translate(sources, batch, **options), references)
+                score = corpus_bleu(translate(sources, **options), references)
                 results["test"].setdefault(split, {}).setdefault(name, {})[decoder] = score
                 print(f"  {split:18} {name:20} {decoder:20} BLEU {score:6.2f}  "
                       f"({time.perf_counter() - start:.0f} s)", flush=True)
@@ -293,7 +259,7 @@ def main(argv=None):
         # The schedule peaks at scale * (d_model * warmup)^-0.5 at the end of warmup.
         learning_rate_scale=args.peak_lr * math.sqrt(d_model * args.warmup_steps),
         label_smoothing=args.label_smoothing, mixed_precision=args.mixed_precision,
-        seed=args.seed, bleu_samples=args.bleu_samples, bleu_batch_size=args.decode_batch,
+        seed=args.seed, bleu_samples=args.bleu_samples, bleu_batch_tokens=args.decode_tokens,
         attention_probes=0, verbose=0)
     print(f"model dir: {model_dir}\ntraining for at most {args.minutes:g} minutes: "
           f"preset {args.preset} {overrides}, {training.mixed_precision} precision, "
@@ -318,10 +284,10 @@ def main(argv=None):
     validation = evaluation["validation_greedy"]
     final = chosen if chosen and validation[chosen] >= validation["best single"] else (
         "best single")
-    model, _, configs = model_dir_lib.load_model_dir(model_dir, "best")
+    model, _ = load_model(model_dir, "best")
     payload = {
         "machine": info, "args": vars(args), "model_dir": model_dir,
-        "model_config": configs.model.to_dict(),
+        "model_config": model.transformer_config.to_dict(),
         "parameters": int(sum(np.prod(w.shape) for w in model.weights)),
         "training_minutes": training_seconds / 60,
         "training_minutes_with_preparation": total_seconds / 60, "epochs": summary["epoch"],

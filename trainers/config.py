@@ -57,7 +57,8 @@ class TrainingConfig:
         seed: int, default 0. Seeds weights, dropout and the data order.
         bleu_samples: int, default 200. Validation sentences decoded greedily each epoch for
             BLEU; 0 disables BLEU (and the best checkpoint is then the last one).
-        bleu_batch_size: int, default 64. Sentences decoded at once for BLEU.
+        bleu_batch_tokens: int, default 4096. Padded source words per batch decoded for BLEU
+            (see `tf_transformer.translator.translate_in_batches`).
         attention_probes: int, default 2. Validation sentences whose attention is written to
             TensorBoard each epoch; 0 disables the attention summaries.
         attention_images: bool, default True. Also write attention heatmap images.
@@ -98,7 +99,7 @@ class TrainingConfig:
     jit_compile: bool = False
     seed: int = 0
     bleu_samples: int = 200
-    bleu_batch_size: int = 64
+    bleu_batch_tokens: int = 4096
     attention_probes: int = 2
     attention_images: bool = True
     backup_every_steps: int | None = None
@@ -106,7 +107,7 @@ class TrainingConfig:
 
     def __post_init__(self):
         positive = ("vocab_size", "batch_tokens", "max_length", "epochs", "warmup_steps",
-                    "bleu_batch_size")
+                    "bleu_batch_tokens")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

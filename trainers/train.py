@@ -26,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 import tf_transformer  # noqa: E402
 from tf_transformer import data as data_lib  # noqa: E402
 from tf_transformer.config import POSITION_ENCODINGS  # noqa: E402
+from tf_transformer.model_dir import ModelDir, read_best, read_model_config  # noqa: E402
 from tf_transformer.text import TokenizerPair, load_or_train_tokenizers  # noqa: E402
 from trainers import callbacks as callbacks_lib  # noqa: E402
 from trainers import model_dir as model_dir_lib  # noqa: E402
@@ -73,7 +74,7 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
     if strategy is None:
         strategy = strategy_lib.create_strategy(training.strategy, training.tpu)
     chief = strategy_lib.is_chief(strategy)
-    paths = model_dir_lib.ModelDir(model_dir)
+    paths = ModelDir(model_dir)
     # Workers other than the chief write their own copies elsewhere (Keras' multi-worker rule).
     own = paths if chief else paths.for_worker(strategy_lib.worker_index(strategy))
     num_pipelines = _num_workers(strategy)
@@ -174,7 +175,7 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
             validation_data, steps=validation_steps, verbose=0, return_dict=True).items()}
         if bleu is not None:
             last["val_bleu"] = bleu.bleu()
-    best = model_dir_lib.read_best(own)
+    best = read_best(own)
     samples = []
     if bleu is not None:
         samples = list(zip(sources, references, bleu.last_translations))[:5]
@@ -274,7 +275,7 @@ def _model_config(preset, overrides, tokenizers, training):
 def _check_resumable(paths, model_config):
     if not os.path.isfile(paths.config_path):
         return
-    existing = model_dir_lib.read_configs(paths).model
+    existing = read_model_config(paths)
     if existing != model_config:
         old, new = existing.to_dict(), model_config.to_dict()
         changed = {key: (old[key], new[key]) for key in old if old[key] != new[key]}
@@ -394,7 +395,7 @@ def _callbacks(paths, own, chief, tokenizers, training, sources, references):
     if training.bleu_samples:
         bleu = callbacks_lib.BleuCallback(
             tokenizers, sources[:training.bleu_samples], references[:training.bleu_samples],
-            max_length=training.max_length, batch_size=training.bleu_batch_size,
+            max_length=training.max_length, batch_tokens=training.bleu_batch_tokens,
             lowercase=training.lowercase,
             log_dir=os.path.join(own.logs_dir, "validation") if chief else None)
         callbacks.append(bleu)
@@ -404,7 +405,7 @@ def _callbacks(paths, own, chief, tokenizers, training, sources, references):
             os.path.join(own.logs_dir, "attention"), max_length=training.max_length,
             images=training.attention_images))
     monitor, mode = ("val_bleu", "max") if bleu else ("val_loss", "min")
-    best = model_dir_lib.read_best(own)
+    best = read_best(own)
     best_value = best["value"] if best and best["monitor"] == monitor else None
     os.makedirs(own.checkpoints_dir, exist_ok=True)
     callbacks += [

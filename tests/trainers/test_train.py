@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tests.trainers.helpers import read_weights, synthetic_training
 from tests.trainers.recorder import Interrupt, InterruptAfterEpoch, Recorder
+from tf_transformer.model_dir import read_best
 from trainers import model_dir as model_dir_lib
 from trainers.train import train
 
@@ -24,7 +25,7 @@ def test_interrupted_run_resumes_from_next_epoch_and_matches_uninterrupted(corpu
                               extra_callbacks=[reference])
     # The best checkpoint is the first epoch with the highest BLEU (strict improvements).
     bleu = reference_summary["history"]["val_bleu"]
-    best = model_dir_lib.read_best(reference_dir)
+    best = read_best(reference_dir)
     assert best["monitor"] == "val_bleu" and best["epoch"] == int(np.argmax(bleu)) + 1
     assert best["value"] == pytest.approx(max(bleu))
 
@@ -73,6 +74,10 @@ def test_mixed_precision_trains(corpus_dir, tmp_path, precision, compute_dtype, 
                                        steps_per_epoch=10, warmup_steps=10, bleu_samples=0),
                     preset="tiny", strategy=DEFAULT, extra_callbacks=[recorder])
     assert recorder.compute_dtype == compute_dtype
+    # Not only the model: every sublayer computes in the policy's dtype.
+    assert len(recorder.layer_compute_dtypes) > 20
+    assert set(recorder.layer_compute_dtypes.values()) == {compute_dtype}, \
+        recorder.layer_compute_dtypes
     # Keras' compile wraps the optimizer in dynamic loss scaling for float16 only.
     assert recorder.optimizer_class == optimizer
     first_step_loss = recorder.batch_losses[0][0]
