@@ -235,10 +235,12 @@ def _num_workers(strategy):
 def _tokenizers(strategy, chief, paths, train_pairs, training):
     """Loads the run's vocabularies, training them first (on the chief) if there are none."""
     if chief:
+        started = time.perf_counter()
         tokenizers = load_or_train_tokenizers(
             paths.tokenizer_dir, train_pairs, vocab_size=training.vocab_size,
             shared=training.shared_vocab, lowercase=training.lowercase,
             sample_size=training.vocab_sample_size, seed=training.seed)
+        logger.info("Vocabulary ready in %.1f s.", time.perf_counter() - started)
     if _num_workers(strategy) > 1:
         _barrier(strategy)  # the chief has written the vocabularies
     if not chief:
