@@ -43,6 +43,15 @@ def group_micro_batches(dataset, accumulate_steps):
     return dataset.ragged_batch(accumulate_steps, drop_remainder=True)
 
 
+def input_options(accumulate_steps):
+    """`tf.distribute.InputOptions` for `distribute_datasets_from_function` of a training
+    stream grouped by `group_micro_batches`: ragged groups stay on the host (prefetching them
+    to the devices fails under `MultiWorkerMirroredStrategy`); None for K = 1."""
+    if accumulate_steps == 1:
+        return None
+    return tf.distribute.InputOptions(experimental_fetch_to_device=False)
+
+
 class TokenWeightedTransformer(tf_transformer.Transformer):
     """`tf_transformer.Transformer` whose `fit`/`evaluate` steps weigh every target token
     alike across replicas, workers and accumulated micro-batches (see the module docstring).
@@ -124,12 +133,19 @@ class TokenWeightedTransformer(tf_transformer.Transformer):
                         f"Metric {metric.name!r} has a variable {variable.path!r} that does "
                         f"not sum across replicas (aggregation={variable.aggregation!r}); "
                         "TokenWeightedTransformer needs summing metrics.")
-        local = [[tf.convert_to_tensor(variable) for variable in metric.variables]
-                 for metric in metrics]
+        # One all-reduce of every metric variable (a flat list: collectives across workers
+        # reject empty groups, and some metrics hold no variables).
+        # Read on this replica's device: reads of sync-on-read variables carry no device
+        # under MultiWorkerMirroredStrategy, and its all-reduce needs one.
+        with tf.device(self.trainable_variables[0].value.device):
+            local = [tf.identity(tf.convert_to_tensor(variable)) for metric in metrics
+                     for variable in metric.variables]
         summed = tf.distribute.get_replica_context().all_reduce(
             tf.distribute.ReduceOp.SUM, local)
-        results = {}
-        for metric, values in zip(metrics, summed):
-            result = metric.stateless_result(values)
+        results, start = {}, 0
+        for metric in metrics:
+            end = start + len(metric.variables)
+            result = metric.stateless_result(summed[start:end])
             results.update(result if isinstance(result, dict) else {metric.name: result})
+            start = end
         return results

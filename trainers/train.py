@@ -32,7 +32,11 @@ from trainers import model_dir as model_dir_lib  # noqa: E402
 from trainers import strategy as strategy_lib  # noqa: E402
 from trainers.config import MIXED_PRECISION_POLICIES, STRATEGIES, TrainingConfig  # noqa: E402
 from trainers.multi_worker import MultiWorkerTransformer  # noqa: E402
-from trainers.steps import TokenWeightedTransformer, group_micro_batches  # noqa: E402
+from trainers.steps import (  # noqa: E402
+    TokenWeightedTransformer,
+    group_micro_batches,
+    input_options,
+)
 
 logger = logging.getLogger("trainers.train")
 
@@ -112,8 +116,10 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
                                                                  data_info))
     initial_epoch = model_dir_lib.resume_epoch(own)
 
-    train_data = strategy.distribute_datasets_from_function(_training_stream(
-        train_pairs, tokenizers, training, steps_per_epoch, initial_epoch, batch_options))
+    train_data = strategy.distribute_datasets_from_function(
+        _training_stream(train_pairs, tokenizers, training, steps_per_epoch, initial_epoch,
+                         batch_options),
+        options=input_options(training.accumulate_steps))
     validation_data = strategy.distribute_datasets_from_function(_validation_stream(
         splits.validation, tokenizers, validation_steps, batch_options))
 
