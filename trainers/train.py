@@ -67,7 +67,8 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
     Returns:
         dict with "epochs_run", "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
         "val_bleu", "best_epoch", "best_val_bleu", "seconds", "tokens_per_second",
-        "steps_per_epoch", "optimizer_steps", "accumulate_steps", "stopped" (None, "time
+        "steps_per_epoch", "optimizer_steps", "train_tokens" (target tokens trained on in
+        this run), "accumulate_steps", "stopped" (None, "time
         budget" or "early stopping"), "replicas", "strategy", "model_dir", "samples" (a few
         (source, reference, translation) triples) and "history" (per-epoch logs of this run).
 
@@ -185,6 +186,7 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
         "tokens_per_second": throughput.tokens_per_second,
         "steps_per_epoch": steps_per_epoch,
         "optimizer_steps": int(model.optimizer.iterations.numpy()),
+        "train_tokens": float(sum(history.history.get("tokens", []))),
         "accumulate_steps": training.accumulate_steps,
         "stopped": stopped,
         "replicas": strategy.num_replicas_in_sync,
