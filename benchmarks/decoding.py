@@ -34,9 +34,9 @@ from tf_transformer.data import load_parallel  # noqa: E402
 
 def _model_and_tokenizer(args):
     if args.model_dir:
-        from trainers.model_dir import load_model_dir
+        from tf_transformer.model_dir import load_model
 
-        model, tokenizers, _ = load_model_dir(args.model_dir)
+        model, tokenizers = load_model(args.model_dir)
         return model, tokenizers.source, False
     from tf_transformer.text import train_tokenizers
 

@@ -33,12 +33,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import sacrebleu  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402, F401  (the export's tokenizer ops)
 
 from benchmarks import common  # noqa: E402
 from tf_transformer.data import load_parallel  # noqa: E402
+from tf_transformer.metrics import corpus_bleu  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 D_MODEL, WARMUP_STEPS, PEAK_LEARNING_RATE = 256, 800, 1e-3
@@ -53,7 +53,7 @@ RECIPE = [
     "--warmup-steps", str(WARMUP_STEPS), "--learning-rate-scale",
     f"{PEAK_LEARNING_RATE * math.sqrt(D_MODEL * WARMUP_STEPS):.6g}",
     "--label-smoothing", "0.1", "--mixed-precision", "bf16", "--bleu-samples", "300",
-    "--bleu-batch-size", "100", "--attention-probes", "0", "--epochs", "1000",
+    "--bleu-batch-tokens", "4096", "--attention-probes", "0", "--epochs", "1000",
 ]
 
 
@@ -117,10 +117,6 @@ def translate(export, sentences, batch_size, beam_size=None, alpha=0.0):
     return outputs
 
 
-def bleu(hypotheses, references):
-    return sacrebleu.corpus_bleu(hypotheses, [references]).score
-
-
 def main(argv=None):
     args = parse_args(argv)
     info = common.machine_info()
@@ -153,7 +149,7 @@ def main(argv=None):
     for split in args.test_splits.split(","):
         splits[split] = read_split(data, split, args)
     sources, references = splits["validation"]
-    validation = {name: bleu(translate(export, sources, args.decode_batch), references)
+    validation = {name: corpus_bleu(translate(export, sources, args.decode_batch), references)
                   for name, export in loaded.items()}
     final = max(validation, key=validation.get)
     print("validation greedy BLEU: " + ", ".join(
@@ -169,7 +165,7 @@ def main(argv=None):
             if split == "validation":
                 continue
             for decoder, options in decoders.items():
-                score = bleu(translate(export, sources, args.decode_batch, **options),
+                score = corpus_bleu(translate(export, sources, args.decode_batch, **options),
                              references)
                 test.setdefault(split, {}).setdefault(name, {})[decoder] = score
                 print(f"  {split:18} {name:22} {decoder:20} BLEU {score:6.2f}", flush=True)

@@ -60,7 +60,7 @@ def parse_args(argv=None):
 
 
 # The translator `make demo` exports: the serving benchmark measures it when it exists (a
-# real model's per-row cost is what dynamic batching is for), else its own fixture model.
+# real model's per-row cost is what dynamic batching is for), else an untrained tiny export.
 DEMO_EXPORT = os.path.join(ROOT, "runs", "demo", "exports", "translator")
 
 

@@ -5,11 +5,12 @@ Starts `python -m serving.server` twice on loopback (once plain, once with
 concurrent clients, and prints sentences/s and p50 / p99 latency side by side:
 
     python benchmarks/serving.py --model-base-path EXPORT_BASE/translator
-    python benchmarks/serving.py            # builds the small test fixture model
+    python benchmarks/serving.py            # exports an untrained `tiny` translator
 
-The fixture model does almost no work per sentence, so there the figures
-measure the server's own overhead; a real translation export spends most of
-its time in the model, which is where batching pays.
+Without --model-base-path the script exports an untrained `tiny`-preset Transformer with a
+small vocabulary (`serving.export`, the same module as a trained export): it does little
+work per sentence, so the figures mostly measure the server's own overhead; a trained
+export of a larger model spends most of its time in the model, which is where batching pays.
 """
 
 import argparse
@@ -85,11 +86,22 @@ def measure(model_name, base_path, extra_args, sentences, concurrencies, request
         server.terminate()
 
 
-def build_fixture(directory):
-    from tests.serving.conftest import write_fixture_translator
+def build_untrained_export(directory):
+    """Exports an untrained `tiny` translator (1,000-piece vocabulary) as translator/1."""
+    import tensorflow as tf
 
+    import tf_transformer
+    from serving.export import export
+    from tf_transformer.data import load_parallel
+    from tf_transformer.text import train_tokenizers
+
+    tf.keras.utils.set_random_seed(0)  # before any tokenizer exists: it resets eager resources
+    pairs = load_parallel("anki_spa_eng", "train").take(5000).as_numpy_iterator()
+    tokenizers = train_tokenizers(pairs, os.path.join(directory, "tokenizer"), vocab_size=1000)
+    config = tf_transformer.TransformerConfig.preset(
+        "tiny", vocab_size=tokenizers.source.vocab_size)
     base = os.path.join(directory, "translator")
-    write_fixture_translator(os.path.join(base, "1"))
+    export(tf_transformer.Transformer(config), tokenizers, os.path.join(base, "1"))
     return base
 
 
@@ -97,7 +109,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model-base-path",
-        help="EXPORT_BASE/NAME with version folders " "(default: build the test fixture model)",
+        help="EXPORT_BASE/NAME with version folders (default: export an untrained tiny model)",
     )
     parser.add_argument("--model-name", help="model name (default: the base path's folder name)")
     parser.add_argument(
@@ -119,7 +131,7 @@ def main(argv=None):
     concurrencies = [int(c) for c in args.concurrency.split(",")]
 
     with tempfile.TemporaryDirectory() as scratch:
-        base_path = args.model_base_path or build_fixture(scratch)
+        base_path = args.model_base_path or build_untrained_export(scratch)
         model_name = args.model_name or os.path.basename(os.path.normpath(base_path))
         common = ["--num-threads", str(args.num_threads)]
         plain = measure(

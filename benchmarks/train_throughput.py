@@ -394,6 +394,8 @@ def synthetic_table(args, argv, peaks):
     padding = 1 - np.mean([np.count_nonzero(b[2]) / b[2].size for b in batches])
     print(f"\nSynthetic padded batches: {args.batch_size} pairs x {args.length} tokens per "
           f"side, {padding:.0%} target padding, {args.batches} distinct batches.")
+    if not args.skip_torch and not torch_available():
+        print("torch is not installed: the PyTorch rows are skipped.")
     runs, labels = {}, {}
     for precision in _precisions(args):
         for jit in (False, True):

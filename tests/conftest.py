@@ -32,8 +32,8 @@ def trained_model_dir(tmp_path_factory):
 def exported_translator(trained_model_dir, tmp_path_factory):
     """(export_dir, model, tokenizers): the trained tiny model exported as version 1."""
     from serving.export import export
-    from trainers.model_dir import load_model_dir
+    from tf_transformer.model_dir import load_model
 
-    model, tokenizers, _ = load_model_dir(trained_model_dir)
+    model, tokenizers = load_model(trained_model_dir)
     base = tmp_path_factory.mktemp("exports") / "translator"
     return export(model, tokenizers, str(base / "1")), model, tokenizers

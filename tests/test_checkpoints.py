@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving.export import Translator
 from serving.export import main as export_main
 from tests.trainers.conftest import write_corpus
 from tests.trainers.helpers import read_weights, synthetic_training
 from tf_transformer import checkpoints
-from trainers.model_dir import load_model_dir
+from tf_transformer.model_dir import load_model
+from tf_transformer.translator import Translator
 from trainers.train import train
 
 SENTENCES = ["apple river stone cloud green", "night plant sound table water"]
@@ -48,7 +48,7 @@ def test_averaged_export_equals_the_hand_averaged_checkpoint(model_dir, tmp_path
     # The two checkpoints differ, so the average is neither of them.
     assert max(np.max(np.abs(files[0][name] - files[1][name])) for name in hand) > 1e-4
 
-    model, tokenizers, _ = load_model_dir(model_dir, checkpoint=paths[-1])
+    model, tokenizers = load_model(model_dir, checkpoint=paths[-1])
     checkpoints.average_checkpoints(model, paths)
     model.save_weights(str(tmp_path / "average.weights.h5"))
     averaged = read_weights(str(tmp_path / "average.weights.h5"))

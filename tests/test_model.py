@@ -104,16 +104,33 @@ def test_shared_embeddings_are_one_matrix():
     assert len(names) == 1
 
 
-def test_mixed_precision_close_to_float32():
+@pytest.mark.parametrize("policy, compute_dtype", [("mixed_bfloat16", "bfloat16"),
+                                                   ("mixed_float16", "float16")])
+def test_mixed_precision_computes_in_half_and_returns_float32_logits(policy, compute_dtype):
     tf.keras.utils.set_random_seed(2)
-    fp32 = tft.Transformer(copy_config())
-    mixed = tft.Transformer(copy_config(), dtype="mixed_bfloat16")
+    fp32 = tft.Transformer(copy_config(share_embeddings=False, tie_output=False))
+    mixed = tft.Transformer(copy_config(share_embeddings=False, tie_output=False), dtype=policy)
     mixed.set_weights(fp32.get_weights())
+    # Every layer, down to each Dense, LayerNormalization and Dropout, follows the policy.
+    layers = list(mixed._flatten_layers(include_self=True))
+    assert len(layers) > 20
+    wrong = [(layer.name, layer.compute_dtype) for layer in layers
+             if layer.compute_dtype != compute_dtype]
+    assert not wrong, f"layers not computing in {compute_dtype}: {wrong}"
     assert all(w.dtype == "float32" for w in mixed.weights)
+    # The activations really are half precision; the logits come out float32.
+    memory = mixed.encode(SOURCE)
+    assert memory.dtype == compute_dtype
     out = mixed((SOURCE, TARGET_IN))
     assert out.dtype == tf.float32
+    cache = mixed.init_cache(memory, SOURCE, 4)
+    step_logits, _ = mixed.decode_step(tf.constant([2, 2]), 0, cache)
+    assert step_logits.dtype == tf.float32
+    np.testing.assert_allclose(step_logits, out[:, 0], atol=0.05 * np.abs(out).max())
+    # Half precision rounding shows, but stays small.
     reference = fp32((SOURCE, TARGET_IN)).numpy()
-    assert np.abs(out.numpy() - reference).max() < 0.1 * np.abs(reference).max()
+    difference = np.abs(out.numpy() - reference).max()
+    assert 0 < difference < 0.1 * np.abs(reference).max()
 
 
 def test_too_long_input_is_a_clear_error():

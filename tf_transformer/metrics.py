@@ -1,6 +1,7 @@
-"""Token accuracy over non-padding positions."""
+"""Token accuracy over non-padding positions, and corpus BLEU of translations."""
 
 import keras
+import sacrebleu
 import tensorflow as tf
 
 from tf_transformer.layers.masks import PAD_ID
@@ -51,3 +52,18 @@ class MaskedAccuracy(keras.metrics.Metric):
         config = super().get_config()
         config.update({"pad_id": self.pad_id})
         return config
+
+
+def corpus_bleu(hypotheses, references, lowercase=False):
+    """Corpus sacreBLEU (13a tokenization, detokenized text) against one reference each.
+
+    Args:
+        hypotheses: list of str, the translations.
+        references: list of str, one reference per translation.
+        lowercase: bool, default False. Case-insensitive BLEU.
+
+    Returns:
+        float, BLEU in [0, 100].
+    """
+    return sacrebleu.corpus_bleu(list(hypotheses), [list(references)],
+                                 lowercase=lowercase).score

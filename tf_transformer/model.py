@@ -204,6 +204,7 @@ class Transformer(keras.Model):
         # takes off the training iterator and all-reduces (which fails for integer batches
         # under MultiWorkerMirroredStrategy). The inputs of this model are always int32
         # [B, S], [B, T] and labels [B, T], so build from those specs and leave the data alone.
+        # A private Keras method: setup.cfg pins the Keras minor version it was written for.
         if self._distribute_strategy is None:
             return
         ids = keras.KerasTensor((None, None), "int32")

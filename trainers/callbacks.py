@@ -1,6 +1,7 @@
 """Keras callbacks of the trainer: BLEU, throughput, attention and embedding summaries.
 
-Shape letters: B batch, S source length, T target length, C decoded length, L layers, N heads.
+The BLEU and attention callbacks translate with `tf_transformer.translator.Translator`, the
+module the export saves, so what they report is what the SavedModel answers.
 
 Callbacks that add to `logs` (`BleuCallback`: "val_bleu", `ThroughputCallback`:
 "tokens_per_second") must come before `ModelCheckpoint` and `keras.callbacks.TensorBoard` in
@@ -12,45 +13,19 @@ import time
 
 import keras
 import numpy as np
-import sacrebleu
 import tensorflow as tf
 
 from tf_transformer import checkpoints as checkpoints_lib
-from tf_transformer.decoding import END_ID, START_ID, greedy_decode
 from tf_transformer.layers.masks import PAD_ID
+from tf_transformer.metrics import corpus_bleu
 from tf_transformer.tensorboard import summaries
+from tf_transformer.translator import (
+    DEFAULT_BATCH_TOKENS,
+    Translator,
+    split_attention,
+    translate_texts,
+)
 from trainers import model_dir as model_dir_lib
-
-
-def make_translate_fn(model, tokenizers, max_length):
-    """Returns a `tf.function` translating a batch of strings greedily, all in the graph.
-
-    Args:
-        model: `tf_transformer.Transformer`.
-        tokenizers: `TokenizerPair`.
-        max_length: int. Longest source (longer ones are cut) and longest translation.
-
-    Returns:
-        callable: strings tf.string [B] -> (source_ids int32 [B, S], output_ids int32 [B, C],
-        translations tf.string [B]).
-    """
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def translate(strings):
-        source_ids = tokenizers.source.tokenize_padded(strings, max_length)  # [B, S]
-        output_ids = greedy_decode(model, source_ids, max_length=max_length).ids  # [B, C]
-        return source_ids, output_ids, tokenizers.target.detokenize(output_ids)
-
-    return translate
-
-
-def corpus_bleu(hypotheses, references, lowercase=False):
-    """Corpus sacreBLEU (13a tokenization) of `hypotheses` against one reference each."""
-    return sacrebleu.corpus_bleu(list(hypotheses), [list(references)],
-                                 lowercase=lowercase).score
-
-
-def _texts(tensor):
-    return [value.decode("utf-8") for value in tensor.numpy()]
 
 
 class TargetTokenCount(keras.metrics.Metric):
@@ -117,6 +92,46 @@ class ThroughputCallback(keras.callbacks.Callback):
         return tokens / seconds
 
 
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training once the optimizer has made `steps` steps (mid-epoch if need be; Keras
+    still evaluates and runs the epoch-end callbacks, so the last checkpoint is written).
+
+    Args:
+        steps: int, optimizer steps of the whole run.
+    """
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) >= self.steps:
+            self.model.stop_training = True
+
+
+class FirstStepTimer(keras.callbacks.Callback):
+    """Logs when the first training step of the run has finished, which measures the run's
+    start-up (vocabulary, data counting, tracing), as seconds since `started` and as Unix time.
+
+    Args:
+        logger: `logging.Logger` to write to.
+        started: float, `time.perf_counter()` when the run started.
+    """
+
+    def __init__(self, logger, started):
+        super().__init__()
+        self.logger = logger
+        self.started = started
+        self._logged = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self._logged:
+            self._logged = True
+            self.logger.info("First training step finished %.1f s after the run started "
+                             "(unix time %.3f).", time.perf_counter() - self.started,
+                             time.time())
+
+
 class BleuCallback(keras.callbacks.Callback):
     """Greedy-decodes a fixed sample of validation sentences each epoch and reports BLEU.
 
@@ -129,14 +144,16 @@ class BleuCallback(keras.callbacks.Callback):
         sources: list of str, the source sentences.
         references: list of str, their reference translations.
         max_length: int. Longest source and translation in tokens.
-        batch_size: int, default 64. Sentences decoded at once.
+        batch_tokens: int, default 4096. Padded source words decoded at once (see
+            `tf_transformer.translator.translate_in_batches`).
         lowercase: bool, default False. Case-insensitive BLEU (for lowercased vocabularies).
         log_dir: str or None. TensorBoard folder for the text summaries; None writes none.
         text_samples: int, default 3. Translations written as text summaries.
     """
 
-    def __init__(self, tokenizers, sources, references, max_length, batch_size=64,
-                 lowercase=False, log_dir=None, text_samples=3):
+    def __init__(self, tokenizers, sources, references, max_length,
+                 batch_tokens=DEFAULT_BATCH_TOKENS, lowercase=False, log_dir=None,
+                 text_samples=3):
         super().__init__()
         if len(sources) != len(references):
             raise ValueError(f"Got {len(sources)} sources but {len(references)} references.")
@@ -144,23 +161,19 @@ class BleuCallback(keras.callbacks.Callback):
         self.sources = list(sources)
         self.references = list(references)
         self.max_length = max_length
-        self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.lowercase = lowercase
         self.log_dir = log_dir
         self.text_samples = text_samples
         self.last_translations = []
-        self._translate = None
+        self._translator = None
         self._writer = None
 
     def translate(self, sentences):
         """Greedy translations of `sentences` (list of str) with the current weights."""
-        if self._translate is None:
-            self._translate = make_translate_fn(self.model, self.tokenizers, self.max_length)
-        translations = []
-        for start in range(0, len(sentences), self.batch_size):
-            batch = tf.constant(sentences[start:start + self.batch_size])
-            translations += _texts(self._translate(batch)[2])
-        return translations
+        if self._translator is None:
+            self._translator = Translator(self.model, self.tokenizers, self.max_length)
+        return translate_texts(self._translator, sentences, batch_tokens=self.batch_tokens)
 
     def bleu(self):
         """Corpus BLEU of the sample with the current weights (also keeps the translations)."""
@@ -317,10 +330,10 @@ class TimeBudget(keras.callbacks.Callback):
 class AttentionCallback(keras.callbacks.Callback):
     """Writes the attention of a few probe sentences to TensorBoard after every epoch.
 
-    Each probe is translated greedily; the model's `attention_maps` on (source, START +
-    translation) is trimmed to the real tokens and written with
-    `tf_transformer.tensorboard.summaries.write_attention` as probe `probe_{i}`, for the
-    Attention dashboard (and as heatmap images if `images`).
+    Each probe is translated greedily and the model's attention on (source, START +
+    translation) is written with `tf_transformer.tensorboard.summaries.write_attention` as
+    probe `probe_{i}`, for the Attention dashboard (and as heatmap images if `images`): the
+    same as `tft-inspect` writes from the export's `attention` signature.
 
     Args:
         tokenizers: `TokenizerPair`.
@@ -337,49 +350,20 @@ class AttentionCallback(keras.callbacks.Callback):
         self.log_dir = log_dir
         self.max_length = max_length
         self.images = images
-        self._translate = None
-        self._attention = None
+        self._translator = None
         self._writer = None
-
-    def _attention_maps(self, source_ids, target_ids):
-        maps = self.model.attention_maps(source_ids, target_ids)
-        return {kind: maps[kind] for kind in summaries.KINDS}
 
     def write(self, step):
         """Writes the probes' attention with the current weights at `step`."""
-        if self._translate is None:
-            self._translate = make_translate_fn(self.model, self.tokenizers, self.max_length)
-            self._attention = tf.function(self._attention_maps, reduce_retracing=True)
+        if self._translator is None:
+            self._translator = Translator(self.model, self.tokenizers, self.max_length)
             self._writer = tf.summary.create_file_writer(self.log_dir)
-        source_ids, output_ids, translations = self._translate(tf.constant(self.sentences))
-        output_ids = output_ids.numpy()  # [B, C]
-        # Decoder input: START, then the translation up to (not including) END, within the
-        # model's positions (a translation that never ended fills all of them).
-        longest = self.model.transformer_config.max_length - 1
-        lengths = [min(_length_before_end(row), longest) for row in output_ids]
-        target_ids = np.full([len(self.sentences), max(lengths) + 1], PAD_ID, np.int32)
-        target_ids[:, 0] = START_ID
-        for row, length in enumerate(lengths):
-            target_ids[row, 1:length + 1] = output_ids[row, :length]  # [B, T]
-        maps = {kind: np.asarray(value, np.float32) for kind, value in
-                self._attention(source_ids, tf.constant(target_ids)).items()}
-        source_ids = source_ids.numpy()  # [B, S]
+        probes = split_attention(self._translator.attention(tf.constant(self.sentences)))
         with self._writer.as_default():
-            for row, translation in enumerate(_texts(translations)):
-                source_length = int(np.sum(source_ids[row] != PAD_ID))
-                target_length = lengths[row] + 1
-                source_tokens = _texts(self.tokenizers.source.id_to_string(
-                    source_ids[row, :source_length]))
-                target_tokens = _texts(self.tokenizers.target.id_to_string(
-                    target_ids[row, :target_length]))
+            for row, probe in enumerate(probes):
                 summaries.write_attention(
-                    step, f"probe_{row}", source_tokens, target_tokens,
-                    {"encoder_self": maps["encoder_self"][row, :, :, :source_length,
-                                                          :source_length],
-                     "decoder_self": maps["decoder_self"][row, :, :, :target_length,
-                                                          :target_length],
-                     "cross": maps["cross"][row, :, :, :target_length, :source_length]},
-                    translation=translation, images=self.images)
+                    step, f"probe_{row}", probe["source_tokens"], probe["target_tokens"],
+                    probe["attention"], translation=probe["translation"], images=self.images)
         self._writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -389,14 +373,6 @@ class AttentionCallback(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-
-def _length_before_end(ids):
-    """Number of tokens of a decoded row before its END (or PAD, or the end of the row)."""
-    for index, token in enumerate(ids):
-        if token in (END_ID, PAD_ID):
-            return index
-    return len(ids)
 
 
 class GraphSummaryCallback(keras.callbacks.Callback):
@@ -457,6 +433,7 @@ class EmbeddingSummaryCallback(keras.callbacks.Callback):
             tables = [("embeddings_source", self.tokenizers.source, self.model.source_embedding),
                       ("embeddings_target", self.tokenizers.target, self.model.target_embedding)]
         for folder, tokenizer, embedding in tables:
-            vocabulary = _texts(tokenizer.id_to_string(tf.range(tokenizer.vocab_size)))
+            vocabulary = [piece.decode("utf-8") for piece in
+                          tokenizer.id_to_string(tf.range(tokenizer.vocab_size)).numpy()]
             matrix = np.asarray(embedding.embeddings, np.float32)  # [V, D]
             summaries.write_embeddings(os.path.join(self.log_dir, folder), matrix, vocabulary)

@@ -25,7 +25,9 @@ class TrainingConfig:
         vocab_size: int, default 8000. Subword vocabulary size (each side when not shared).
         shared_vocab: bool, default True. One vocabulary for both languages.
         lowercase: bool, default False. Lowercase text before tokenizing.
-        vocab_sentences: int or None, default 200000. Sentences sampled to fit the vocabulary.
+        vocab_sample_size: int or None, default 1000000. Pairs drawn uniformly from the whole
+            training corpus (reservoir sampling while streaming it once) to fit the vocabulary
+            on, so sentences per side; None uses every pair.
         batch_tokens: int, default 4096. Token budget of one batch per replica and side
             (source and target each stay within it); the global batch is this times the
             number of replicas (and `accumulate_steps`).
@@ -36,9 +38,15 @@ class TrainingConfig:
         max_length: int, default 64. Longest source/target sequence in tokens; longer pairs
             are dropped from training.
         shuffle_buffer: int, default 20000. Pairs in the shuffle buffer.
-        epochs: int, default 10.
-        steps_per_epoch: int or None, default None. None: one pass over the training data
-            (counted before training).
+        epochs: int, default 10. Passes over the training data; ignored when `train_steps`
+            is given.
+        train_steps: int or None, default None. Length of the run in optimizer steps, as the
+            paper counts it (the data is streamed without counting it first); None runs
+            `epochs` passes.
+        steps_per_epoch: int or None, default None. Steps between evaluations and
+            checkpoints (a Keras epoch). None: min(train_steps, 1000) with `train_steps`, else
+            one pass over the training data, counted once and stored in the model directory
+            (a resumed run reads it).
         validation_steps: int or None, default None. None: one pass over the validation split.
         warmup_steps: int, default 4000. Linear warmup of the paper's schedule (section 5.3).
         learning_rate_scale: float, default 1.0. Multiplies the schedule.
@@ -53,7 +61,8 @@ class TrainingConfig:
         seed: int, default 0. Seeds weights, dropout and the data order.
         bleu_samples: int, default 200. Validation sentences decoded greedily each epoch for
             BLEU; 0 disables BLEU (and the best checkpoint is then the last one).
-        bleu_batch_size: int, default 64. Sentences decoded at once for BLEU.
+        bleu_batch_tokens: int, default 4096. Padded source words per batch decoded for BLEU
+            (see `tf_transformer.translator.translate_in_batches`).
         attention_probes: int, default 2. Validation sentences whose attention is written to
             TensorBoard each epoch; 0 disables the attention summaries.
         attention_images: bool, default True. Also write attention heatmap images.
@@ -83,12 +92,13 @@ class TrainingConfig:
     vocab_size: int = 8000
     shared_vocab: bool = True
     lowercase: bool = False
-    vocab_sentences: int | None = 200_000
+    vocab_sample_size: int | None = 1_000_000
     batch_tokens: int = 4096
     accumulate_steps: int = 1
     max_length: int = 64
     shuffle_buffer: int = 20_000
     epochs: int = 10
+    train_steps: int | None = None
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
     warmup_steps: int = 4000
@@ -103,7 +113,7 @@ class TrainingConfig:
     jit_compile: bool = False
     seed: int = 0
     bleu_samples: int = 200
-    bleu_batch_size: int = 64
+    bleu_batch_tokens: int = 4096
     attention_probes: int = 2
     attention_images: bool = True
     backup_every_steps: int | None = None
@@ -114,13 +124,14 @@ class TrainingConfig:
 
     def __post_init__(self):
         positive = ("vocab_size", "batch_tokens", "accumulate_steps", "max_length", "epochs",
-                    "warmup_steps", "bleu_batch_size")
+                    "warmup_steps", "bleu_batch_tokens")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer; received {name}={value!r}.")
-        optional_positive = ("max_train_examples", "vocab_sentences", "steps_per_epoch",
-                             "validation_steps", "backup_every_steps", "early_stopping_patience")
+        optional_positive = ("max_train_examples", "vocab_sample_size", "train_steps",
+                             "steps_per_epoch", "validation_steps", "backup_every_steps",
+                             "early_stopping_patience")
         for name in optional_positive:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
@@ -180,6 +191,9 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        # Model directories written before the vocabulary was sampled from the whole corpus
+        # record `vocab_sentences`, a setting that no longer exists.
+        values = {key: value for key, value in values.items() if key != "vocab_sentences"}
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

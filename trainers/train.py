@@ -26,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 import tf_transformer  # noqa: E402
 from tf_transformer import data as data_lib  # noqa: E402
 from tf_transformer.config import POSITION_ENCODINGS  # noqa: E402
+from tf_transformer.model_dir import ModelDir, read_best, read_model_config  # noqa: E402
 from tf_transformer.text import TokenizerPair, load_or_train_tokenizers  # noqa: E402
 from trainers import callbacks as callbacks_lib  # noqa: E402
 from trainers import model_dir as model_dir_lib  # noqa: E402
@@ -80,7 +81,7 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
     if strategy is None:
         strategy = strategy_lib.create_strategy(training.strategy, training.tpu)
     chief = strategy_lib.is_chief(strategy)
-    paths = model_dir_lib.ModelDir(model_dir)
+    paths = ModelDir(model_dir)
     # Workers other than the chief write their own copies elsewhere (Keras' multi-worker rule).
     own = paths if chief else paths.for_worker(strategy_lib.worker_index(strategy))
     num_pipelines = _num_workers(strategy)
@@ -97,14 +98,22 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
     _check_resumable(paths, model_config)
 
     batch_options = dict(max_tokens=training.batch_tokens, max_length=training.max_length)
-    steps_per_epoch = training.steps_per_epoch or _steps_per_pass(
-        train_pairs, tokenizers, num_pipelines,
-        replicas_per_pipeline * training.accumulate_steps,
-        shuffle_buffer=training.shuffle_buffer, seed=epoch_seed(training.seed, 0),
-        **batch_options)
-    validation_steps = training.validation_steps or _steps_per_pass(
-        splits.validation, tokenizers, num_pipelines, replicas_per_pipeline, shuffle_buffer=0,
-        **batch_options)
+    count_settings = {
+        "data": training.data, "source_lang": splits.source_lang,
+        "target_lang": splits.target_lang, "max_train_examples": training.max_train_examples,
+        "batch_tokens": training.batch_tokens, "max_length": training.max_length,
+        "input_pipelines": num_pipelines, "replicas_per_pipeline": replicas_per_pipeline,
+        "accumulate_steps": training.accumulate_steps}
+    epochs, steps_per_epoch = _run_length(training, paths, chief, count_settings, lambda: (
+        _count_epoch_steps(train_pairs, tokenizers, num_pipelines,
+                           # An optimizer step takes accumulate_steps batches per replica.
+                           replicas_per_pipeline * training.accumulate_steps,
+                           shuffle_buffer=training.shuffle_buffer,
+                           seed=epoch_seed(training.seed, 0), **batch_options)))
+    validation_steps = training.validation_steps or _stored_count(
+        paths, chief, "validation", count_settings, lambda: _steps_per_pass(
+            splits.validation, tokenizers, num_pipelines, replicas_per_pipeline,
+            shuffle_buffer=0, **batch_options))
     data_info = {
         "name": training.data, "source_lang": splits.source_lang,
         "target_lang": splits.target_lang, "shared_vocab": tokenizers.shared,
@@ -116,11 +125,21 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
         model_dir_lib.write_configs(paths, model_dir_lib.Configs(model_config, training,
                                                                  data_info))
     initial_epoch = model_dir_lib.resume_epoch(own)
+    if initial_epoch > epochs:
+        requested = (f"--train-steps {training.train_steps}" if training.train_steps
+                     else f"--epochs {training.epochs}")
+        raise ValueError(
+            f"{paths.root} has already run {initial_epoch} epochs of {steps_per_epoch} steps, "
+            f"more than the {epochs} of {requested}; ask for more or use another "
+            "--model-dir.")
 
+    if training.train_steps:
+        stream = _step_stream(train_pairs, tokenizers, training, initial_epoch, batch_options)
+    else:
+        stream = _training_stream(train_pairs, tokenizers, training, steps_per_epoch,
+                                  initial_epoch, batch_options)
     train_data = strategy.distribute_datasets_from_function(
-        _training_stream(train_pairs, tokenizers, training, steps_per_epoch, initial_epoch,
-                         batch_options),
-        options=input_options(training.accumulate_steps))
+        stream, options=input_options(training.accumulate_steps))
     validation_data = strategy.distribute_datasets_from_function(_validation_stream(
         splits.validation, tokenizers, validation_steps, batch_options))
 
@@ -147,10 +166,14 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
     references = [target.decode("utf-8") for _, target in validation_sample]
     callbacks, throughput, bleu, budget = _callbacks(
         paths, own, chief, tokenizers, training, sources, references, initial_epoch, started)
+    callbacks.insert(0, callbacks_lib.FirstStepTimer(logger, started))
+    if training.train_steps:
+        # The last interval ends at exactly train_steps optimizer steps.
+        callbacks.insert(0, callbacks_lib.StopAtStep(training.train_steps))
     callbacks += list(extra_callbacks)
 
     history = model.fit(
-        train_data, validation_data=validation_data, epochs=training.epochs,
+        train_data, validation_data=validation_data, epochs=epochs,
         steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
         callbacks=callbacks, verbose=training.verbose, shuffle=False)
     epochs_run = len(history.epoch)
@@ -163,11 +186,11 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
             validation_data, steps=validation_steps, verbose=0, return_dict=True).items()}
         if bleu is not None:
             last["val_bleu"] = bleu.bleu()
-    best = model_dir_lib.read_best(own)
+    best = read_best(own)
     stopped = None
     if budget is not None and budget.stopped:
         stopped = "time budget"
-    elif epochs_run and initial_epoch + epochs_run < training.epochs:
+    elif epochs_run and initial_epoch + epochs_run < epochs:
         stopped = "early stopping"
     samples = []
     if bleu is not None:
@@ -235,7 +258,7 @@ def _tokenizers(strategy, chief, paths, train_pairs, training):
         tokenizers = load_or_train_tokenizers(
             paths.tokenizer_dir, train_pairs, vocab_size=training.vocab_size,
             shared=training.shared_vocab, lowercase=training.lowercase,
-            max_sentences=training.vocab_sentences, seed=training.seed)
+            sample_size=training.vocab_sample_size, seed=training.seed)
     if _num_workers(strategy) > 1:
         _barrier(strategy)  # the chief has written the vocabularies
     if not chief:
@@ -270,13 +293,51 @@ def _model_config(preset, overrides, tokenizers, training):
 def _check_resumable(paths, model_config):
     if not os.path.isfile(paths.config_path):
         return
-    existing = model_dir_lib.read_configs(paths).model
+    existing = read_model_config(paths)
     if existing != model_config:
         old, new = existing.to_dict(), model_config.to_dict()
         changed = {key: (old[key], new[key]) for key in old if old[key] != new[key]}
         raise ValueError(
             f"{paths.root} holds a model with a different configuration {changed} "
             "(field: (saved, requested)); use another --model-dir or the saved settings.")
+
+
+# Steps between evaluations and checkpoints of a --train-steps run, by default.
+DEFAULT_INTERVAL_STEPS = 1000
+
+
+def _run_length(training, paths, chief, count_settings, count_epoch_steps):
+    """(Keras epochs, steps per Keras epoch) of the run.
+
+    With `train_steps` nothing is counted: an epoch is an interval of `steps_per_epoch`
+    (default min(train_steps, DEFAULT_INTERVAL_STEPS)) steps, the last one cut short at
+    train_steps by `StopAtStep`. With `epochs` alone an epoch is one pass over the data:
+    counted once (`count_epoch_steps()`) and stored in the model directory.
+    """
+    if training.train_steps:
+        interval = training.steps_per_epoch or min(training.train_steps,
+                                                   DEFAULT_INTERVAL_STEPS)
+        return -(-training.train_steps // interval), interval
+    steps = training.steps_per_epoch or _stored_count(paths, chief, "epoch", count_settings,
+                                                      count_epoch_steps)
+    return training.epochs, steps
+
+
+def _stored_count(paths, chief, name, settings, count):
+    """A step count stored in the model directory, or `count()` (stored by the chief)."""
+    steps = model_dir_lib.read_step_count(paths, name, settings)
+    if steps is None:
+        steps = count()
+        if chief:
+            model_dir_lib.write_step_count(paths, name, settings, steps)
+    return steps
+
+
+def _count_epoch_steps(pairs, tokenizers, num_pipelines, replicas_per_pipeline, **options):
+    """Steps in one pass over the training pairs (a tokenized pass over the whole corpus)."""
+    logger.info("Counting the steps of one pass over the training data (once per model "
+                "directory; --train-steps or --steps-per-epoch skip it).")
+    return _steps_per_pass(pairs, tokenizers, num_pipelines, replicas_per_pipeline, **options)
 
 
 def _steps_per_pass(pairs, tokenizers, num_pipelines, replicas_per_pipeline, **options):
@@ -319,6 +380,21 @@ def _training_stream(pairs, tokenizers, training, steps_per_epoch, initial_epoch
     return dataset_fn
 
 
+def _step_stream(pairs, tokenizers, training, initial_epoch, batch_options):
+    """`dataset_fn` of an endless stream of batches for a `train_steps` run: pass after pass
+    over the data, each shuffled differently. Nothing is counted, so an interval may end
+    anywhere in a pass; a resumed run starts a fresh pass shuffled with
+    `epoch_seed(seed, initial_epoch)`."""
+    def dataset_fn(context):
+        batches = data_lib.make_distributed_batches_fn(
+            pairs, tokenizers, shuffle_buffer=training.shuffle_buffer,
+            seed=epoch_seed(training.seed, initial_epoch), **batch_options)(context)
+        return group_micro_batches(batches.repeat(), training.accumulate_steps).prefetch(
+            tf.data.AUTOTUNE)
+
+    return dataset_fn
+
+
 def _validation_stream(pairs, tokenizers, validation_steps, batch_options):
     """`dataset_fn` repeating the same `validation_steps` steps of unshuffled batches, so
     every epoch's evaluation sees the same data."""
@@ -342,20 +418,20 @@ def _callbacks(paths, own, chief, tokenizers, training, sources, references, ini
     if training.bleu_samples:
         bleu = callbacks_lib.BleuCallback(
             tokenizers, sources[:training.bleu_samples], references[:training.bleu_samples],
-            max_length=training.max_length, batch_size=training.bleu_batch_size,
+            max_length=training.max_length, batch_tokens=training.bleu_batch_tokens,
             lowercase=training.lowercase,
             log_dir=os.path.join(own.logs_dir, "validation") if chief else None)
         callbacks.append(bleu)
     if training.early_stopping_patience:
         callbacks.append(callbacks_lib.ResumableEarlyStopping(
-            training.early_stopping_patience, model_dir_lib.read_best(own), initial_epoch))
+            training.early_stopping_patience, read_best(own), initial_epoch))
     if chief and training.attention_probes:
         callbacks.append(callbacks_lib.AttentionCallback(
             tokenizers, sources[:training.attention_probes],
             os.path.join(own.logs_dir, "attention"), max_length=training.max_length,
             images=training.attention_images))
     monitor, mode = ("val_bleu", "max") if bleu else ("val_loss", "min")
-    best = model_dir_lib.read_best(own)
+    best = read_best(own)
     best_value = best["value"] if best and best["monitor"] == monitor else None
     os.makedirs(own.checkpoints_dir, exist_ok=True)
     callbacks += [
@@ -500,6 +576,10 @@ def main(argv=None):
         summary = train(args.model_dir, training, preset=preset, model_overrides=overrides)
     except (ValueError, strategy_lib.NoTPUError) as error:
         print(f"tft-train: error: {error}", file=sys.stderr)
+        return 2
+    except tf.errors.InvalidArgumentError as error:
+        # Bad input found while streaming the data (the file and line are in the message).
+        print(f"tft-train: error: {data_lib.data_error_message(error)}", file=sys.stderr)
         return 2
     print(format_summary(summary))
     print(json.dumps({key: value for key, value in summary.items()

@@ -1,6 +1,7 @@
 """TF Serving's gRPC API on the servicers generated in tensorflow-serving-api.
 
-`PredictionService` (Predict, GetModelMetadata, Classify, Regress) and
+`PredictionService` (Predict, GetModelMetadata; Classify and Regress answer TF Serving's
+error for a model without such signatures) and
 `ModelService.GetModelStatus`, implemented with `grpc.aio` on the same event
 loop as the REST server, so both share one batcher and one executor. Tensors
 cross the wire as `TensorProto`s, converted with `tf.make_ndarray` and
@@ -13,15 +14,12 @@ import logging
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import (
-    classification_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
-    regression_pb2,
 )
 
 from serving.server import errors
-from serving.server.json_tensor import ExamplesRequest
 
 logger = logging.getLogger(__name__)
 
@@ -106,37 +104,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @_abort_on_error
     async def Classify(self, request, context):  # noqa: N802
-        name, version, label = _model_address(request.model_spec)
-        results = await self._core.classify(
-            name, version, label, _examples_request(request), context.time_remaining()
-        )
-        response = classification_pb2.ClassificationResponse()
-        servable = self._core.manager.resolve(name, version, label)
-        response.model_spec.name = servable.name
-        response.model_spec.version.value = servable.version
-        response.model_spec.signature_name = request.model_spec.signature_name
-        for classes in results:
-            entry = response.result.classifications.add()
-            for class_label, score in classes:
-                if isinstance(class_label, bytes):  # Class.label is a proto string.
-                    class_label = class_label.decode("utf-8", "replace")
-                entry.classes.add(label=class_label, score=score)
-        return response
+        self._core.reject_examples("classify", *_model_address(request.model_spec),
+                                   request.model_spec.signature_name)
 
     @_abort_on_error
     async def Regress(self, request, context):  # noqa: N802
-        name, version, label = _model_address(request.model_spec)
-        results = await self._core.regress(
-            name, version, label, _examples_request(request), context.time_remaining()
-        )
-        response = regression_pb2.RegressionResponse()
-        servable = self._core.manager.resolve(name, version, label)
-        response.model_spec.name = servable.name
-        response.model_spec.version.value = servable.version
-        response.model_spec.signature_name = request.model_spec.signature_name
-        for value in results:
-            response.result.regressions.add(value=value)
-        return response
+        self._core.reject_examples("regress", *_model_address(request.model_spec),
+                                   request.model_spec.signature_name)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -160,20 +134,6 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             grpc.StatusCode.UNIMPLEMENTED,
             "HandleReloadConfigRequest is not supported by this server",
         )
-
-
-def _examples_request(request):
-    which = request.input.WhichOneof("kind")
-    if which == "example_list":
-        return ExamplesRequest(
-            request.model_spec.signature_name, list(request.input.example_list.examples)
-        )
-    if which == "example_list_with_context":
-        with_context = request.input.example_list_with_context
-        return ExamplesRequest(
-            request.model_spec.signature_name, list(with_context.examples), with_context.context
-        )
-    raise errors.invalid_argument("Input is empty")
 
 
 def add_servicers(server, core):

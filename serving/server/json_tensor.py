@@ -88,21 +88,6 @@ class PredictRequest:
     num_instances: int = 0
 
 
-@dataclasses.dataclass
-class ExamplesRequest:
-    """A parsed `:classify` / `:regress` body.
-
-    Attributes:
-        signature_name: str, "" when the body names none.
-        examples: list of `tf.train.Example` protos.
-        context: a `tf.train.Example` or None.
-    """
-
-    signature_name: str
-    examples: list
-    context: object = None
-
-
 # ---------------------------------------------------------------------------
 # Parsing the body.
 # ---------------------------------------------------------------------------
@@ -187,7 +172,8 @@ def _innermost_container(text, pos):
     return stack[-1] if stack else "["
 
 
-def _signature_name(doc):
+def read_signature_name(doc):
+    """The request's "signature_name" ("" when absent); INVALID_ARGUMENT if not a string."""
     name = doc.get("signature_name", "")
     if not isinstance(name, str):
         raise errors.invalid_argument(
@@ -214,7 +200,7 @@ def parse_predict_request(body, input_infos_for):
         ServingError: with TF Serving's message for any malformed body.
     """
     doc = parse_json(body)
-    signature_name = _signature_name(doc)
+    signature_name = read_signature_name(doc)
     infos = input_infos_for(signature_name)
     if not infos:
         raise errors.invalid_argument(
@@ -528,94 +514,6 @@ def _format_error(doc, message):
 
 
 # ---------------------------------------------------------------------------
-# classify / regress bodies (tf.Example lists).
-# ---------------------------------------------------------------------------
-
-
-def parse_examples_request(body):
-    """Parses a `:classify` or `:regress` body (FillClassifyRegressRequestFromJson).
-
-    TF Serving's missing-key message names classify for both verbs; so does this one.
-
-    Args:
-        body: bytes.
-
-    Returns:
-        An `ExamplesRequest`.
-    """
-    import tensorflow as tf
-
-    doc = parse_json(body)
-    signature_name = _signature_name(doc)
-    context = None
-    if "context" in doc:
-        context = _example_from_json(doc["context"], tf)
-    if "examples" not in doc:
-        raise _format_error(
-            doc, "When method is classify, key 'examples' is expected and was not found"
-        )
-    examples = doc["examples"]
-    if not isinstance(examples, list):
-        raise _format_error(doc, "Expecting 'examples' value to be an list/array")
-    if not examples:
-        raise _format_error(doc, "'examples' value is an empty array")
-    return ExamplesRequest(signature_name, [_example_from_json(e, tf) for e in examples], context)
-
-
-def _example_from_json(value, tf):
-    if not isinstance(value, dict):
-        raise errors.invalid_argument(
-            f"Example must be JSON object but got JSON {_json_type(value)}"
-        )
-    example = tf.train.Example()
-    for name, content in value.items():
-        feature = example.features.feature[name]
-        for item in content if isinstance(content, list) else [content]:
-            _add_feature_value(item, name, feature)
-    return example
-
-
-def _add_feature_value(value, name, feature):
-    kind = feature.WhichOneof("kind")
-
-    def check(expected):
-        if kind not in (None, expected):
-            readable = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}[kind]
-            raise errors.invalid_argument(
-                f"Unexpected element type in feature: {name} expecting type: {readable}"
-            )
-
-    if value is None or isinstance(value, list) or _is_element_object(value):
-        raise errors.invalid_argument(
-            f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}"
-        )
-    if isinstance(value, bool):
-        check("int64_list")
-        feature.int64_list.value.append(int(value))
-    elif isinstance(value, dict):
-        check("bytes_list")
-        feature.bytes_list.value.append(_decode_base64_object(value))
-    elif isinstance(value, str):
-        check("bytes_list")
-        feature.bytes_list.value.append(value.encode("utf-8", "surrogateescape"))
-    elif isinstance(value, float):
-        check("float_list")
-        if not _is_lossless(value, types_pb2.DT_FLOAT):
-            raise errors.invalid_argument(
-                f"Cannot convert JSON value: {value_to_string(value)} "
-                "to float without loss of precision."
-            )
-        feature.float_list.value.append(value)
-    else:
-        check("int64_list")
-        if value > _INT64_RANGE[1]:
-            raise errors.invalid_argument(
-                f"Feature: {name} has uint64 element. Only int64 is supported."
-            )
-        feature.int64_list.value.append(value)
-
-
-# ---------------------------------------------------------------------------
 # Writing the answer.
 # ---------------------------------------------------------------------------
 
@@ -741,34 +639,3 @@ def _format_double(value):
     if "." not in text and "e" not in text:
         text += ".0"
     return text
-
-
-def classification_to_json(results):
-    """Writes `{"results": [[[label, score], ...], ...]}` (MakeJsonFromClassificationResult).
-
-    Args:
-        results: list (per example) of lists of (label bytes, score float).
-
-    Returns:
-        bytes.
-    """
-    write_label = _bytes_writer(as_bytes=False)
-    examples = []
-    for classes in results:
-        pairs = ", ".join(
-            f"[{write_label(label)}, {_format_float32(score)}]" for label, score in classes
-        )
-        examples.append("[" + pairs + "]")
-    return ('{"results": [' + ", ".join(examples) + "]}").encode("utf-8", "surrogateescape")
-
-
-def regression_to_json(values):
-    """Writes `{"results": [v, ...]}` (MakeJsonFromRegressionResult).
-
-    Args:
-        values: list of float.
-
-    Returns:
-        bytes.
-    """
-    return ('{"results": [' + ", ".join(_format_float32(v) for v in values) + "]}").encode("utf-8")

@@ -25,6 +25,7 @@ import threading
 
 import grpc
 
+from serving import versions
 from serving.server import errors
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class ModelManager:
             self._reconcile(spec)
 
     def _reconcile(self, spec):
-        found = _version_folders(spec.base_path)
+        found = versions.saved_model_versions(spec.base_path)
         wanted = spec.policy.select(found)
         for version in sorted(wanted, reverse=True):
             if version in self._served[spec.name]:
@@ -235,22 +236,6 @@ def _request_string(name, version):
     if version is None:
         return f"Servable not found for request: Latest({name})"
     return f"Servable not found for request: Specific({name}, {version})"
-
-
-def _version_folders(base_path):
-    """Returns {version: path} of int-named folders holding a saved_model.pb."""
-    try:
-        entries = os.listdir(base_path)
-    except OSError:
-        return {}
-    found = {}
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        path = os.path.join(base_path, entry)
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            found[int(entry)] = path
-    return found
 
 
 def _fingerprint(path):

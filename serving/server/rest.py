@@ -6,7 +6,7 @@ Routes are matched with TF Serving's own regular expressions
     GET  /v1/models/{m}[/versions/{v} | /labels/{l}]            model status
     GET  /v1/models/{m}[/versions/{v} | /labels/{l}]/metadata   signature metadata
     POST /v1/models/{m}[/versions/{v} | /labels/{l}]:predict    predict
-    POST ...:classify, ...:regress                              tf.Example signatures
+    POST ...:classify, ...:regress        TF Serving's error for a model without such signatures
 
 Any other `/v1/...` request answers 400 `Malformed request: <METHOD> <path>`;
 a path outside `/v1/` answers 404. Errors are `{"error": "<message>"}` with the
@@ -141,14 +141,9 @@ async def _dispatch(core, method, path, body):
         label = _decode_arg(label_text, "model version label") if label_text else None
         if verb == "predict":
             return await _predict(core, name, version, label, body)
-        if verb == "classify":
-            request = json_tensor.parse_examples_request(body)
-            results = await core.classify(name, version, label, request)
-            return _json_response(json_tensor.classification_to_json(results))
-        if verb == "regress":
-            request = json_tensor.parse_examples_request(body)
-            results = await core.regress(name, version, label, request)
-            return _json_response(json_tensor.regression_to_json(results))
+        if verb in ("classify", "regress"):
+            signature_name = json_tensor.read_signature_name(json_tensor.parse_json(body))
+            core.reject_examples(verb, name, version, label, signature_name)
         raise malformed  # TF Serving dispatches on the lower-case verb only.
     if method == "GET":
         match = _STATUS_PATH.fullmatch(path)

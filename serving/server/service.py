@@ -7,14 +7,10 @@ formats and the calls here, so both give the same answers and the same errors.
 import asyncio
 import dataclasses
 
-import numpy as np
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from serving.server import errors
 from serving.server.batcher import Batcher, batch_key
-
-_CLASSIFY_METHOD = "tensorflow/serving/classify"
-_REGRESS_METHOD = "tensorflow/serving/regress"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,88 +110,34 @@ class ServingCore:
         except asyncio.TimeoutError:
             raise errors.deadline_exceeded() from None
 
-    # -- classify / regress (tf.Example signatures) ----------------------------
+    # -- classify / regress ----------------------------------------------------
 
-    async def classify(self, model, version, label, request, deadline_seconds=None):
-        """Runs a classification signature on tf.Examples.
+    def reject_examples(self, method, model, version=None, label=None, signature_name=""):
+        """Answers Classify / Regress the way TF Serving does for a model without such signatures.
+
+        The exported translators have predict signatures only, so no tf.Example is ever parsed
+        or run: the model address and the signature are resolved (an unknown model, version or
+        signature gets TF Serving's error), then the signature fails TF Serving's
+        classification or regression checks with its message. A signature that would pass them
+        gets UNIMPLEMENTED.
 
         Args:
+            method: str, "classify" or "regress".
             model, version, label: the model address.
-            request: `json_tensor.ExamplesRequest`.
-            deadline_seconds: float or None.
+            signature_name: str, "" for "serving_default".
 
-        Returns:
-            list (one per example) of lists of (label bytes, score float).
+        Raises:
+            ServingError, always.
         """
         servable = self.manager.resolve(model, version, label)
-        signature = _examples_signature(servable, request.signature_name)
-        input_name, output_names = _check_classification(signature.signature_def)
-        outputs = await self._run_examples(
-            servable, signature, input_name, output_names, request, deadline_seconds
-        )
-        classes = outputs.get("classes")
-        scores = outputs.get("scores")
-        num_examples = len(request.examples)
-        for name, tensor in (("classes", classes), ("scores", scores)):
-            if tensor is not None and (tensor.ndim != 2 or tensor.shape[0] != num_examples):
-                raise errors.invalid_argument(
-                    f"Expected {name} Tensor shape: [batch_size num_classes] with batch_size "
-                    f"{num_examples} but got {list(tensor.shape)}"
-                )
-        num_classes = (classes if classes is not None else scores).shape[1]
-        return [
-            [
-                (
-                    classes[i, c] if classes is not None else b"",
-                    float(scores[i, c]) if scores is not None else 0.0,
-                )
-                for c in range(num_classes)
-            ]
-            for i in range(num_examples)
-        ]
-
-    async def regress(self, model, version, label, request, deadline_seconds=None):
-        """Runs a regression signature on tf.Examples.
-
-        Returns:
-            list of float, one per example.
-        """
-        servable = self.manager.resolve(model, version, label)
-        signature = _examples_signature(servable, request.signature_name)
-        input_name, output_names = _check_regression(signature.signature_def)
-        outputs = await self._run_examples(
-            servable, signature, input_name, output_names, request, deadline_seconds
-        )
-        values = outputs["outputs"]
-        num_examples = len(request.examples)
-        if values.ndim not in (1, 2) or values.size != num_examples:
-            raise errors.invalid_argument(
-                "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
-                f"{list(values.shape)}"
-            )
-        return [float(v) for v in values.reshape(-1)]
-
-    async def _run_examples(
-        self, servable, signature, input_name, output_names, request, deadline_seconds
-    ):
-        serialized = []
-        for example in request.examples:
-            if request.context is not None:
-                merged = type(example)()
-                merged.CopyFrom(request.context)
-                merged.MergeFrom(example)
-                example = merged
-            serialized.append(example.SerializeToString())
-        array = np.empty(len(serialized), dtype=object)
-        array[:] = serialized
-        inputs = {input_name: array}
-        servable.validate_inputs(signature, inputs)
-
-        def run(batch_inputs):
-            return servable.run(signature, batch_inputs, tuple(output_names))
-
-        work = asyncio.get_running_loop().run_in_executor(self._executor, run, inputs)
-        return await self._with_deadline(work, deadline_seconds)
+        name = signature_name or "serving_default"
+        if name not in servable.signature_defs:
+            raise errors.invalid_argument(f"No signature was found with the name: {name}")
+        check = _check_classification if method == "classify" else _check_regression
+        check(servable.signature_defs[name])
+        raise errors.unimplemented(
+            f"{method.capitalize()} on tf.Example signatures is not supported by this server; "
+            "use Predict.")
 
     # -- metadata and status ---------------------------------------------------
 
@@ -221,13 +163,6 @@ class ServingCore:
             entry.status.error_code = status.error_code.value[0]
             entry.status.error_message = status.error_message
         return response
-
-
-def _examples_signature(servable, signature_name):
-    name = signature_name or "serving_default"
-    if name not in servable.signature_defs:
-        raise errors.invalid_argument(f"No signature was found with the name: {name}")
-    return servable.signature(name)
 
 
 def _check_classification(signature_def):

@@ -1,7 +1,9 @@
 """Tests of the bundled corpus and its TFDS builder."""
 
 import collections
+import hashlib
 
+import pytest
 import tensorflow_datasets as tfds
 
 import tf_transformer.data  # noqa: F401  (importing the package registers the builder)
@@ -16,8 +18,30 @@ def test_bundled_file_ships_with_attribution():
     assert "www.manythings.org/anki and tatoeba.org" in (folder / "_about.txt").read_text()
 
 
+def _md5_percent(text):
+    """The first 8 bytes of md5(text) as a big-endian integer, modulo 100 (via the hex digest)."""
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:16], 16) % 100
+
+
+# (sentence, its md5 bucket, its split): buckets 0-89 train, 90-94 validation, 95-99 test.
+# Written out so a changed hash, byte order or split boundary cannot go unnoticed.
+KNOWN_SPLITS = [
+    ("Go.", 21, "train"),
+    ("sentence 36", 89, "train"),
+    ("sentence 122", 90, "validation"),
+    ("sentence 76", 94, "validation"),
+    ("sentence 73", 95, "test"),
+    ("sentence 13", 97, "test"),
+]
+
+
+@pytest.mark.parametrize("english, bucket, split", KNOWN_SPLITS)
+def test_split_follows_the_md5_bucket_of_the_english_sentence(english, bucket, split):
+    assert _md5_percent(english) == bucket
+    assert anki_spa_eng_builder.split_of(english) == split
+
+
 def test_split_is_a_function_of_the_english_sentence():
-    assert anki_spa_eng_builder.split_of("Go.") == anki_spa_eng_builder.split_of("Go.")
     counts = collections.Counter(
         anki_spa_eng_builder.split_of(f"sentence {i}") for i in range(20_000)
     )

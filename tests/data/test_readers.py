@@ -1,11 +1,22 @@
 """Tests of reading parallel text from folders, including every kind of bad input."""
 
 import gzip
+import json
 import os
+import subprocess
+import sys
 
 import pytest
+import tensorflow as tf
 
-from tf_transformer.data.readers import read_lines, read_parallel_dir, resolve_split
+from tf_transformer.data.readers import (
+    data_error_message,
+    read_parallel_dir,
+    resolve_split,
+    stream_parallel_dir,
+)
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Multi30k is not part of the project (research use only); read it where the workspace keeps it.
 MULTI30K = os.environ.get("MULTI30K_DIR", os.path.join(
@@ -68,6 +79,10 @@ def test_invalid_utf8_names_file_and_line(tmp_path):
     _write(tmp_path / "train.de", "gut\nauch gut\nschlecht\n")
     with pytest.raises(ValueError, match=r"train.en, line 3: invalid UTF-8"):
         read_parallel_dir(tmp_path, "train", "en", "de")
+    # An encoded surrogate (U+D800) is not UTF-8 either.
+    _write(tmp_path / "train.en", b"fine\nalso fine\nsurrogate \xed\xa0\x80\n")
+    with pytest.raises(ValueError, match=r"train.en, line 3: invalid UTF-8"):
+        read_parallel_dir(tmp_path, "train", "en", "de")
 
 
 def test_empty_lines_are_skipped_counted_and_keep_alignment(tmp_path):
@@ -80,8 +95,10 @@ def test_empty_lines_are_skipped_counted_and_keep_alignment(tmp_path):
 
 
 def test_only_newline_ends_a_line(tmp_path):
-    _write(tmp_path / "x.txt", "a\u2028b\x85c\nd\r\n")
-    assert read_lines(str(tmp_path / "x.txt")) == ["a\u2028b\x85c", "d"]
+    # U+2028 and U+0085 are white space inside a sentence, never line ends.
+    _write(tmp_path / "x.en", "a\u2028b\x85c\nd\r\n")
+    _write(tmp_path / "x.de", "1\n2\n")
+    assert read_parallel_dir(tmp_path, "x", "en", "de") == (["a b c", "d"], ["1", "2"])
 
 
 def test_both_plain_and_gz_is_ambiguous(tmp_path):
@@ -109,3 +126,91 @@ def test_multi30k_layout():
         assert "\u00a0" not in sentence and "  " not in sentence
     validation, _ = read_parallel_dir(MULTI30K, "validation", "de", "en")
     assert len(validation) == 1014
+
+
+def _reference_pairs(sources, targets):
+    """What reading the whole files used to give: Python's white space rule, empties out."""
+    pairs = [(" ".join(s.split()), " ".join(t.split())) for s, t in zip(sources, targets)]
+    return [(s.encode(), t.encode()) for s, t in pairs if s and t]
+
+
+def test_stream_gives_the_pairs_of_a_whole_read(tmp_path):
+    # Every white space Python's str.split() knows, in odd places, and lines of many batches.
+    spaces = " \t\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2003\u2028\u2029\u202f\u205f\u3000"
+    sources = [f"{spaces[i % len(spaces)]}word{i}{spaces[(i * 7) % len(spaces)]}x "
+               for i in range(2500)]
+    targets = [f"Wort{i}" if i % 97 else spaces for i in range(2500)]
+    _write(tmp_path / "train.en", "\n".join(sources) + "\n", gz=True)
+    _write(tmp_path / "train.de", "\r\n".join(targets) + "\r\n")
+    expected = _reference_pairs(sources, targets)
+    streamed = list(stream_parallel_dir(tmp_path, "train", "en", "de").as_numpy_iterator())
+    assert streamed == expected and len(expected) == 2500 - 26
+    # Tabs separate the columns of a TSV file: inside a sentence they are spaces there.
+    _write(tmp_path / "dev.de-en.tsv", "".join(
+        f"{t.replace(chr(9), ' ')}\t{s.replace(chr(9), ' ')}\tattribution\n"
+        for s, t in zip(sources, targets)))
+    assert list(stream_parallel_dir(tmp_path, "dev", "en", "de").as_numpy_iterator()) == expected
+
+
+def _big_corpus_lines(count):
+    """`count` distinct lines of about 80 bytes each."""
+    return [f"line {i:07d} of a corpus too big to be worth loading into memory at once"
+            for i in range(count)]
+
+
+def test_stream_errors_on_big_files_name_file_and_line(tmp_path):
+    # About 32 MB per file: the errors come from the end of the stream, the first pairs long
+    # before, so nothing is read ahead of use.
+    lines = _big_corpus_lines(400_000)
+    _write(tmp_path / "train.en", ("\n".join(lines) + "\n").encode() + b"bad \xff byte\n")
+    _write(tmp_path / "train.de", "\n".join(lines + ["last"]) + "\n")
+    stream = stream_parallel_dir(tmp_path, "train", "en", "de")
+    first = next(iter(stream))
+    assert first[0].numpy() == lines[0].encode()
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        for _ in stream.batch(50_000):
+            pass
+    assert data_error_message(error.value) == (
+        f"{tmp_path / 'train.en'}, line 400001: invalid UTF-8")
+
+    _write(tmp_path / "valid.en-de.tsv", "".join(f"{line}\t{line}\n" for line in lines)
+           + "a line without a tab\n")
+    with pytest.raises(ValueError, match=r"valid.en-de.tsv, line 400001: expected two tab-sep"
+                                         r"arated columns, got 1: a line without a tab"):
+        read_parallel_dir(tmp_path, "validation", "en", "de")
+
+
+def test_mismatched_big_files_name_both_counts_and_memory_stays_below_their_size(tmp_path):
+    lines = _big_corpus_lines(600_000)
+    _write(tmp_path / "train.en", "\n".join(lines) + "\n")
+    _write(tmp_path / "train.de", "\n".join(lines + ["one more"]) + "\n", gz=True)
+    file_bytes = os.path.getsize(tmp_path / "train.en")
+    assert file_bytes > 40e6
+    # A fresh interpreter, so that its peak memory belongs to this read alone.
+    code = f"""
+import json, resource
+import tensorflow as tf
+from tf_transformer.data import data_error_message, stream_parallel_dir
+stream = stream_parallel_dir({str(tmp_path)!r}, "train", "en", "de").batch(10_000)
+next(iter(stream))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    for _ in stream:
+        pass
+    message = None
+except tf.errors.InvalidArgumentError as error:
+    message = data_error_message(error)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({{"message": message, "grown_bytes": grown * 1024}}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, cwd=PROJECT_ROOT,
+                            env=dict(os.environ, PYTHONPATH=PROJECT_ROOT,
+                                     TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["message"] == (
+        f"{tmp_path / 'train.en'} has 600000 lines but {tmp_path / 'train.de.gz'} has 600001: "
+        "line i of one must translate line i of the other.")
+    # Reading both files through grew the peak by far less than one file's size.
+    assert report["grown_bytes"] < file_bytes / 3, report

@@ -1,5 +1,6 @@
 import math
 
+import keras
 import numpy as np
 import pytest
 
@@ -42,11 +43,24 @@ def test_layer_returns_slice_at_start_index():
 
 def test_sinusoid_config_round_trip_and_save(tmp_path):
     inputs = np.random.default_rng(0).normal(size=(2, 6, 8)).astype(np.float32)
-    layer = SinusoidalPositionEncoding(16, variant="concatenated")
+    layer = SinusoidalPositionEncoding(16, variant="concatenated", max_timescale=100.0)
     assert SinusoidalPositionEncoding.from_config(layer.get_config()).get_config() == \
         layer.get_config()
-    np.testing.assert_allclose(layer(inputs)[0], sinusoid_table(16, 8, "concatenated")[:6],
-                               atol=1e-6)
+    keras_input = keras.Input(shape=(None, 8))
+    model = keras.Model(keras_input, keras_input + layer(keras_input))
+    expected = np.asarray(model(inputs))
+    np.testing.assert_allclose(
+        expected - inputs,
+        np.broadcast_to(sinusoid_table(16, 8, "concatenated", 100.0)[:6], inputs.shape),
+        atol=1e-6)
+    # The non-default variant and timescale must survive saving: the defaults give other values.
+    assert np.abs(sinusoid_table(16, 8)[:6] - (expected - inputs)[0]).max() > 0.1
+    path = tmp_path / "position.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    (restored_layer,) = [x for x in restored.layers if isinstance(x, SinusoidalPositionEncoding)]
+    assert restored_layer.get_config() == layer.get_config()
+    np.testing.assert_allclose(np.asarray(restored(inputs)), expected, atol=1e-6)
 
 
 def test_learned_position_embedding(tmp_path):

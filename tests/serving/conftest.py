@@ -42,10 +42,6 @@ def write_fixture_translator(export_dir, score_bias=0.0):
             (score - alpha * k). Fails with INVALID_ARGUMENT if top_beams > beam_size.
         echo_bytes: raw [None] string -> reversed_bytes [None] string (bytes reversed).
         spin: seconds [] float64 -> elapsed [] float64, busy for `seconds`.
-        classify: inputs [None] serialized tf.Example with int64 feature "n" ->
-            classes [None, 2] string ("even", "odd"), scores [None, 2] float32.
-        regress: inputs [None] serialized tf.Example with float feature "x" ->
-            outputs [None] float32 = 2x + 1.
 
     Args:
         export_dir: str, the version folder to create.
@@ -111,27 +107,12 @@ def write_fixture_translator(export_dir, score_bias=0.0):
             )[0]
             return {"elapsed": elapsed}
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-        def classify(self, inputs):
-            n = tf.io.parse_example(inputs, {"n": tf.io.FixedLenFeature([], tf.int64)})["n"]
-            odd = tf.cast(n % 2, tf.float32)  # [B]
-            scores = tf.stack([1.0 - odd, odd], axis=1)  # [B, 2]
-            classes = tf.tile(tf.constant([["even", "odd"]]), [tf.shape(n)[0], 1])  # [B, 2]
-            return {"classes": classes, "scores": scores}
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-        def regress(self, inputs):
-            x = tf.io.parse_example(inputs, {"x": tf.io.FixedLenFeature([], tf.float32)})["x"]
-            return {"outputs": 2.0 * x + 1.0}
-
     module = FixtureTranslator()
     signatures = {
         "serving_default": module.serve,
         "translate_beams": module.translate_beams,
         "echo_bytes": module.echo_bytes,
         "spin": module.spin,
-        "classify": module.classify,
-        "regress": module.regress,
     }
     tf.saved_model.save(module, export_dir, signatures=signatures)
 

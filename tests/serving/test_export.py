@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving.export import export, resolve_export_dir
+from serving.export import export
+from serving.versions import next_version_dir
 from tf_transformer import decoding
+from tf_transformer.translator import Translator, split_attention, translate_texts
 
 SENTENCES = ["I like to read books.", "Where is the train station?", "Tom is here."]
 ODD_INPUTS = ["", "   \t ", "word " * 400, "東京は大きい都市です。", "Привет, мир!", "🙂🙂🙂",
@@ -190,9 +192,7 @@ def test_export_refuses_to_overwrite_and_picks_next_version(exported_translator,
     with pytest.raises(ValueError, match="already exists"):
         export(model, tokenizers, export_dir)
     base = os.path.dirname(export_dir)
-    assert resolve_export_dir(base) == os.path.join(base, "2")
-    assert resolve_export_dir(os.path.join(str(tmp_path), "m")) == \
-        os.path.join(str(tmp_path), "m", "1")
+    assert next_version_dir(base) == os.path.join(base, "2")
     assert not [e for e in os.listdir(base) if e.startswith(".export-")]
 
 
@@ -213,3 +213,21 @@ def test_cli_exports_a_model_dir(trained_model_dir, tmp_path):
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert missing.returncode == 2
     assert "not a model directory" in missing.stderr
+
+
+def test_translator_functions_take_the_saved_model_as_the_in_process_translator(
+        exported_translator):
+    export_dir, model, tokenizers = exported_translator
+    loaded, translator = tf.saved_model.load(export_dir), Translator(model, tokenizers)
+    greedy = translate_texts(translator, SENTENCES)
+    assert translate_texts(loaded, SENTENCES, batch_tokens=4) == greedy
+    assert translate_texts(loaded, SENTENCES, beam_size=4) == translate_texts(
+        translator, SENTENCES, beam_size=4)
+    text = tf.constant(SENTENCES)
+    for exported, own in zip(split_attention(loaded.attention(text)),
+                             split_attention(translator.attention(text))):
+        assert exported["source_tokens"] == own["source_tokens"]
+        assert exported["target_tokens"] == own["target_tokens"]
+        assert exported["translation"] == own["translation"]
+        for kind, weights in own["attention"].items():
+            np.testing.assert_allclose(exported["attention"][kind], weights, atol=1e-5)

@@ -107,19 +107,24 @@ def test_metadata_and_status(stubs):
     ] == [1]
 
 
-def test_classify_and_regress(stubs):
+def test_classify_and_regress_answer_tf_servings_error_for_predict_signatures(stubs):
     prediction, _ = stubs
     classify = classification_pb2.ClassificationRequest()
     classify.model_spec.name = "translator"
-    classify.model_spec.signature_name = "classify"
     classify.input.example_list.examples.add().features.feature["n"].int64_list.value.append(5)
-    result = prediction.Classify(classify, timeout=30).result.classifications[0]
-    assert [(c.label, c.score) for c in result.classes] == [("even", 0.0), ("odd", 1.0)]
+    code, details = call_error(prediction.Classify, classify)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("No classification inputs found in SignatureDef: inputs {")
     regress = regression_pb2.RegressionRequest()
     regress.model_spec.name = "translator"
-    regress.model_spec.signature_name = "regress"
-    regress.input.example_list.examples.add().features.feature["x"].float_list.value.append(2.0)
-    assert prediction.Regress(regress, timeout=30).result.regressions[0].value == 5.0
+    assert call_error(prediction.Regress, regress) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "Expected one output Tensor.")
+    regress.model_spec.signature_name = "nope"
+    assert call_error(prediction.Regress, regress) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "No signature was found with the name: nope")
+    classify.model_spec.name = "nope"
+    assert call_error(prediction.Classify, classify) == (
+        grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)")
 
 
 def test_errors_have_tf_serving_codes_and_messages(stubs):

@@ -259,23 +259,3 @@ def test_float_formatting_matches_write_decimal():
     assert json_tensor._format_float32(np.float32(1 / 3)) == "0.333333343"
     assert json_tensor._format_float32(np.float32("nan")) == "NaN"
     assert json_tensor._format_float32(np.float32("-inf")) == "-Infinity"
-
-
-def test_examples_request_parsing():
-    request = json_tensor.parse_examples_request(
-        b'{"context": {"c": 1}, '
-        b'"examples": [{"n": 1, "s": "a", "f": [0.5, 1.5], "b": {"b64": "AA=="}}]}'
-    )
-    (example,) = request.examples
-    assert example.features.feature["n"].int64_list.value == [1]
-    assert example.features.feature["f"].float_list.value == [0.5, 1.5]
-    assert example.features.feature["b"].bytes_list.value == [b"\x00"]
-    assert request.context.features.feature["c"].int64_list.value == [1]
-    with pytest.raises(errors.ServingError, match="key 'examples' is expected and was not found"):
-        json_tensor.parse_examples_request(b'{"instances": [1]}')
-    with pytest.raises(errors.ServingError, match="'examples' value is an empty array"):
-        json_tensor.parse_examples_request(b'{"examples": []}')
-    with pytest.raises(
-        errors.ServingError, match="Unexpected element type in feature: f expecting type: float"
-    ):
-        json_tensor.parse_examples_request(b'{"examples": [{"f": [0.5, "x"]}]}')

@@ -142,23 +142,6 @@ def test_b64_inputs_and_bytes_outputs(server):
     assert_serving(server)
 
 
-def test_classify_and_regress(server):
-    classify = post(
-        server,
-        "/v1/models/translator:classify",
-        {"signature_name": "classify", "examples": [{"n": 3}, {"n": 4}]},
-    )
-    assert classify.json() == {
-        "results": [[["even", 0.0], ["odd", 1.0]], [["even", 1.0], ["odd", 0.0]]]
-    }
-    regress = post(
-        server,
-        "/v1/models/translator/versions/1:regress",
-        {"signature_name": "regress", "examples": [{"x": 1.5}, {"x": -1.0}]},
-    )
-    assert regress.json() == {"results": [4.0, -1.0]}
-
-
 ERRORS = [
     # (method, path, body, HTTP status, exact message or (prefix, suffix))
     (
@@ -290,10 +273,10 @@ ERRORS = [
     ),
     (
         "POST",
-        "/v1/models/translator:classify",
-        {"instances": ["a"]},
-        400,
-        ("JSON Value: {", "When method is classify, key 'examples' is expected and was not found"),
+        "/v1/models/nope:regress",
+        {"examples": [{"n": 1}]},
+        404,
+        "Servable not found for request: Latest(nope)",
     ),
     (
         "POST",

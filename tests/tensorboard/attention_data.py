@@ -1,4 +1,4 @@
-"""Synthetic attention data shared by the TensorBoard tests.
+"""Synthetic attention data and a TensorBoard app client shared by the TensorBoard tests.
 
 Weights are softmaxes of random scores with padded key positions masked out, then trimmed to the
 real tokens, exactly as the training callback and `tft-inspect` hand them to `write_attention`.
@@ -6,8 +6,16 @@ real tokens, exactly as the training callback and `tft-inspect` hand them to `wr
 
 import numpy as np
 import tensorflow as tf
+from tensorboard import program
+from tensorboard.backend import application
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.plugins.core import core_plugin
+from werkzeug import test as werkzeug_test
 
 from tf_transformer.tensorboard import summaries
+from tf_transformer.tensorboard.plugin import AttentionLoader
+
+PLUGIN_ROOT = "/data/plugin/attention"
 
 NUM_LAYERS = 2
 NUM_HEADS = 3
@@ -62,3 +70,23 @@ def write_run(logdir, images=False):
                 written[probe, step] = attention
     writer.close()
     return written
+
+
+def tensorboard_client(logdir, **flags):
+    """A werkzeug client of the TensorBoard app, built as `tensorboard --logdir` builds it.
+
+    Args:
+        logdir: the logdir to serve.
+        **flags: more TensorBoard flags, e.g. `attention_export_dir`.
+    """
+    plugins = [core_plugin.CorePluginLoader(include_debug_info=False), AttentionLoader]
+    tensorboard = program.TensorBoard(plugins=plugins)
+    tensorboard.configure(logdir=str(logdir), samples_per_plugin={"attention": 0}, **flags)
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(
+        tensor_size_guidance=tensorboard.flags.samples_per_plugin
+    )
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+    app = application.TensorBoardWSGIApp(tensorboard.flags, plugins, data_provider=provider)
+    return werkzeug_test.Client(app)

@@ -144,13 +144,6 @@ def test_fake_model_tokens_translation_and_weights(inspected, export_base):
     assert results[1]["attention"]["cross"].shape == (NUM_LAYERS, NUM_HEADS, 3, 2)
 
 
-@pytest.mark.skipif(bool(REAL_EXPORT), reason="depends on the fake export layout")
-def test_resolve_export_dir_picks_latest_version(export_base):
-    assert inspect.resolve_export_dir(export_base) == os.path.join(export_base, "2")
-    version_dir = os.path.join(export_base, "1")
-    assert inspect.resolve_export_dir(version_dir) == version_dir
-
-
 def test_cli_writes_summaries_and_prints_translations(export_base, tmp_path, capsys):
     logdir = tmp_path / "cli"
     assert inspect.main(
@@ -174,4 +167,4 @@ def test_export_without_attention_signature_is_rejected(tmp_path):
 
 def test_missing_export_dir_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="neither a SavedModel nor a folder"):
-        inspect.resolve_export_dir(str(tmp_path / "nothing"))
+        inspect.run_attention(str(tmp_path / "nothing"), ["hello"])

@@ -2,33 +2,22 @@
 
 import numpy as np
 import pytest
-from tensorboard import program
-from tensorboard.backend import application
-from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-from tensorboard.plugins.core import core_plugin
-from werkzeug import test as werkzeug_test
 
-from tests.tensorboard.attention_data import NUM_HEADS, NUM_LAYERS, PROBES, RUN, STEPS
-from tf_transformer.tensorboard.plugin import AttentionPlugin
-
-PLUGIN_ROOT = "/data/plugin/attention"
+from tests.tensorboard.attention_data import (
+    NUM_HEADS,
+    NUM_LAYERS,
+    PLUGIN_ROOT,
+    PROBES,
+    RUN,
+    STEPS,
+    tensorboard_client,
+)
 
 
 @pytest.fixture(scope="module")
 def client(attention_logdir):
-    """A werkzeug client of the TensorBoard app, built as `tensorboard --logdir` builds it."""
     logdir, _ = attention_logdir
-    plugins = [core_plugin.CorePluginLoader(include_debug_info=False), AttentionPlugin]
-    tensorboard = program.TensorBoard(plugins=plugins)
-    tensorboard.configure(logdir=str(logdir), samples_per_plugin={"attention": 0})
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(
-        tensor_size_guidance=tensorboard.flags.samples_per_plugin
-    )
-    multiplexer.AddRunsFromDirectory(str(logdir))
-    multiplexer.Reload()
-    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
-    app = application.TensorBoardWSGIApp(tensorboard.flags, plugins, data_provider=provider)
-    return werkzeug_test.Client(app)
+    return tensorboard_client(logdir)
 
 
 def get_json(client, route, **query):
@@ -115,3 +104,39 @@ def test_cross_attention_rows_are_target_columns_source(client):
 def test_bad_queries(client, route, query, status):
     response = client.get(PLUGIN_ROOT + route, query_string=query)
     assert response.status_code == status
+
+
+def test_predicted_tokens_are_the_next_target_tokens(client):
+    data = get_json(client, "/attention", run=RUN, probe="probe_0", step=1, kind="cross")
+    assert data["predicted_tokens"] == ["▁Un", "▁perro", "▁corre", ".", "</s>"]
+
+
+def test_without_export_there_is_no_sentence_box(client, monkeypatch):
+    assert get_json(client, "/config") == {"export_dir": None}
+    response = client.get(PLUGIN_ROOT + "/inspect", query_string={"text": "hi", "kind": "cross"})
+    assert response.status_code == 404
+    assert "TFT_ATTENTION_EXPORT=EXPORT_DIR" in response.get_data(as_text=True)
+
+
+def test_export_from_environment_variable(attention_logdir, monkeypatch, tmp_path):
+    monkeypatch.setenv("TFT_ATTENTION_EXPORT", str(tmp_path / "exports"))
+    client = tensorboard_client(attention_logdir[0])
+    assert get_json(client, "/config") == {"export_dir": str(tmp_path / "exports")}
+    # Not an export: the error names the folder and says what is expected.
+    response = client.get(PLUGIN_ROOT + "/inspect", query_string={"text": "hi", "kind": "cross"})
+    assert response.status_code == 404
+    assert "is neither a SavedModel nor a folder of numbered" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [({"text": "  ", "kind": "cross"}, "text is empty"),
+     ({"text": "x" * 1001, "kind": "cross"}, "at most 1000"),
+     ({"text": "hi", "kind": "self"}, "Unknown kind"),
+     ({"kind": "cross"}, "Missing query parameter 'text'")],
+)
+def test_bad_typed_sentences(attention_logdir, tmp_path, query, message):
+    client = tensorboard_client(attention_logdir[0], attention_export_dir=str(tmp_path))
+    response = client.get(PLUGIN_ROOT + "/inspect", query_string=query)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)

@@ -1,5 +1,6 @@
 """Tests of vocabulary training and TokenizerPair."""
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -7,6 +8,7 @@ from tests.text.corpus import anki_pairs
 from tf_transformer.text import (
     TokenizerPair,
     load_or_train_tokenizers,
+    reservoir_sample,
     train_subword_tokenizer,
     train_tokenizers,
 )
@@ -62,3 +64,35 @@ def test_bad_arguments(tmp_path):
         train_subword_tokenizer(["", "  "], tmp_path, vocab_size=10)
     with pytest.raises(ValueError, match="target_vocab_size=300 needs shared=False"):
         train_tokenizers([("a", "b")], tmp_path, vocab_size=200, target_vocab_size=300)
+
+
+def test_reservoir_sample_draws_uniformly_from_the_whole_corpus():
+    pairs = tf.data.Dataset.from_tensor_slices(
+        ([f"s{i}" for i in range(20_000)], [f"t{i}" for i in range(20_000)]))
+    sources, targets = reservoir_sample(pairs, 2000, seed=1)
+    assert len(sources) == len(set(sources)) == 2000
+    assert [t[1:] for t in targets] == [s[1:] for s in sources]  # pairs stay pairs
+    positions = np.array([int(s[1:]) for s in sources])
+    # Uniform over 0..19999: mean 10000, each quarter about a quarter of the sample
+    # (4 standard deviations of slack).
+    assert abs(positions.mean() - 10_000) < 4 * 5774 / np.sqrt(2000)
+    quarters = np.bincount(positions // 5000, minlength=4)
+    assert np.all(np.abs(quarters - 500) < 4 * np.sqrt(2000 * 0.25 * 0.75)), quarters
+    # Seeded; a corpus smaller than the sample is taken whole, in order.
+    assert reservoir_sample(pairs, 2000, seed=1) == (sources, targets)
+    assert reservoir_sample(pairs, 2000, seed=2) != (sources, targets)
+    small = [("a", "x"), ("b", "y")]
+    assert reservoir_sample(small, 5) == (["a", "b"], ["x", "y"])
+    with pytest.raises(ValueError, match="size must be a positive integer, got 0"):
+        reservoir_sample(small, 0)
+
+
+def test_vocabulary_sample_covers_the_second_half_of_the_corpus(tmp_path):
+    # The second half of the corpus uses words the first half never does.
+    first = [f"alpha bravo charlie delta {i % 7}" for i in range(3000)]
+    second = [f"zulu yankee xray whiskey {i % 7}" for i in range(3000)]
+    pairs = tf.data.Dataset.from_tensor_slices((first + second, first + second))
+    pair = train_tokenizers(pairs, tmp_path, vocab_size=36, sample_size=600, seed=0)
+    # No UNK (id 1): the letters w, h, i, s, k, e, y of the second half were all sampled.
+    for word_pieces in pair.source.tokenize(tf.constant(["whiskey", "charlie"])).to_list():
+        assert word_pieces and 1 not in word_pieces

@@ -14,12 +14,15 @@ class Recorder(keras.callbacks.Callback):
         self.iterations_at_end = None
         self.optimizer_class = None
         self.compute_dtype = None
+        self.layer_compute_dtypes = None  # {layer path: compute dtype} of every sublayer
 
     def on_train_begin(self, logs=None):
         # BackupAndRestore (earlier in the list) has restored the state by now.
         self.iterations_at_begin = int(self.model.optimizer.iterations.numpy())
         self.optimizer_class = type(self.model.optimizer).__name__
         self.compute_dtype = self.model.compute_dtype
+        self.layer_compute_dtypes = {layer.path: layer.compute_dtype
+                                     for layer in self.model._flatten_layers()}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epochs.append(epoch)

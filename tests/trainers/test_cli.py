@@ -67,7 +67,7 @@ def test_tpu_strategy_without_tpu_fails_fast(tmp_path):
 def test_cli_trains_writes_model_dir_and_tensorboard_logs(tmp_path_factory, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from trainers.model_dir import load_model_dir
+    from tf_transformer.model_dir import load_model
 
     model_dir = tmp_path / "run"
     result = run_cli(
@@ -107,7 +107,7 @@ def test_cli_trains_writes_model_dir_and_tensorboard_logs(tmp_path_factory, tmp_
     assert "attention/probe_0/cross" in tags("attention")["tensors"]
     assert (model_dir / "logs" / "embeddings" / "projector_config.pbtxt").is_file()
 
-    model, tokenizers, configs = load_model_dir(str(model_dir))
-    assert configs.model.d_model == 64 and configs.training.epochs == 2
+    model, tokenizers = load_model(str(model_dir))
+    assert model.transformer_config.d_model == 64 and config["training"]["epochs"] == 2
     assert tokenizers.shared and tokenizers.source.vocab_size == 400
     assert model.count_params() > 0

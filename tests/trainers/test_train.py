@@ -10,6 +10,7 @@ import tensorflow as tf
 from tests.trainers.helpers import read_weights, synthetic_training
 from tests.trainers.recorder import Interrupt, InterruptAfterEpoch, Recorder
 from tf_transformer import checkpoints
+from tf_transformer.model_dir import read_best
 from trainers import callbacks as callbacks_lib
 from trainers import model_dir as model_dir_lib
 from trainers.train import train
@@ -26,7 +27,7 @@ def test_interrupted_run_resumes_from_next_epoch_and_matches_uninterrupted(corpu
                               extra_callbacks=[reference])
     # The best checkpoint is the first epoch with the highest BLEU (strict improvements).
     bleu = reference_summary["history"]["val_bleu"]
-    best = model_dir_lib.read_best(reference_dir)
+    best = read_best(reference_dir)
     assert best["monitor"] == "val_bleu" and best["epoch"] == int(np.argmax(bleu)) + 1
     assert best["value"] == pytest.approx(max(bleu))
 
@@ -80,6 +81,10 @@ def test_mixed_precision_trains(corpus_dir, tmp_path, precision, compute_dtype, 
     # Optimizer steps, not micro-batches (no step was skipped for overflowing).
     assert recorder.iterations_at_end == summary["optimizer_steps"] == 20
     assert recorder.compute_dtype == compute_dtype
+    # Not only the model: every sublayer computes in the policy's dtype.
+    assert len(recorder.layer_compute_dtypes) > 20
+    assert set(recorder.layer_compute_dtypes.values()) == {compute_dtype}, \
+        recorder.layer_compute_dtypes
     # Keras' compile wraps the optimizer in dynamic loss scaling for float16 only.
     assert recorder.optimizer_class == optimizer
     first_step_loss = recorder.batch_losses[0][0]

@@ -19,13 +19,18 @@ from tf_transformer.data.pipeline import (
     make_batches,
     make_distributed_batches_fn,
 )
-from tf_transformer.data.readers import read_parallel_dir
+from tf_transformer.data.readers import (
+    data_error_message,
+    read_parallel_dir,
+    stream_parallel_dir,
+)
 
 __all__ = [
     "AnkiSpaEng",
     "ParallelSplits",
     "bucket_batch_sizes",
     "bucket_boundaries",
+    "data_error_message",
     "distribute_batches",
     "languages",
     "load_parallel",
@@ -34,4 +39,5 @@ __all__ = [
     "make_distributed_batches_fn",
     "parse_dataset_name",
     "read_parallel_dir",
+    "stream_parallel_dir",
 ]

@@ -2,7 +2,8 @@
 
 - `anki_spa_eng`: the bundled English-Spanish corpus (TFDS builder in
   `anki_spa_eng_builder`, prepared offline into `data_dir` on first use); languages en, es.
-- `dir:PATH`: aligned text files in a folder (see `readers`), e.g. `dir:/data/multi30k`.
+- `dir:PATH`: aligned text files in a folder (see `readers`), e.g. `dir:/data/multi30k`,
+  streamed from disk (memory does not grow with the corpus).
 - `tfds:NAME`: a TFDS catalog translation dataset, e.g. `tfds:ted_hrlr_translate/pt_to_en`
   or `tfds:wmt14_translate/de-en` (downloaded by TFDS into `data_dir`).
 """
@@ -13,7 +14,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tf_transformer.data import anki_spa_eng_builder  # noqa: F401  (registers the builder)
-from tf_transformer.data.readers import read_parallel_dir
+from tf_transformer.data.readers import stream_parallel_dir
 
 BUNDLED = "anki_spa_eng"
 
@@ -86,15 +87,14 @@ def load_parallel(name, split, source_lang=None, target_lang=None, data_dir=None
         data_dir: str, default None. TFDS data folder (~/tensorflow_datasets if None).
 
     Returns:
-        `tf.data.Dataset` of (source, target) scalar tf.string.
+        `tf.data.Dataset` of (source, target) scalar tf.string. For `dir:` folders it reads
+        the files lazily and raises `tf.errors.InvalidArgumentError` naming the file (and
+        line) on bad input when iterated (see `readers.stream_parallel_dir`).
     """
     kind, argument = parse_dataset_name(name)
     if kind == "dir":
         source_lang, target_lang = languages(name, source_lang, target_lang)
-        sources, targets = read_parallel_dir(argument, split, source_lang, target_lang)
-        return tf.data.Dataset.from_tensor_slices(
-            (tf.constant(sources, tf.string), tf.constant(targets, tf.string))
-        )
+        return stream_parallel_dir(argument, split, source_lang, target_lang)
     builder = tfds.builder(argument, data_dir=data_dir)
     source_lang, target_lang = _tfds_languages(builder, source_lang, target_lang)
     builder.download_and_prepare()

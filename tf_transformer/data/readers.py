@@ -1,4 +1,4 @@
-"""Reading aligned parallel text from a folder, with clear errors for bad input.
+"""Reading aligned parallel text from a folder as a stream, with clear errors for bad input.
 
 Two layouts are understood, each optionally gzipped (`.gz`):
 
@@ -7,55 +7,62 @@ Two layouts are understood, each optionally gzipped (`.gz`):
 - one tab-separated file per split, `{split}.{lang1}-{lang2}.tsv`: column 1 is lang1, column 2
   is lang2 (further columns, such as an attribution, are ignored).
 
+Files are read lazily with `tf.data.TextLineDataset` (only "\\n" ends a line; a "\\r" before
+it is dropped), a batch of lines at a time, so memory does not depend on the corpus size.
 White space is normalized (any run of spaces, tabs or non-breaking spaces becomes one space;
-none at either end). Pairs with an empty side are skipped and counted in a warning. Missing
-files, files of different lengths and invalid UTF-8 raise errors naming the file (and line),
-so text is never silently misaligned.
+none at either end) and pairs with an empty side are skipped.
+
+Bad input fails while streaming, with `tf.errors.InvalidArgumentError` whose message names the
+file (and line): invalid UTF-8, a TSV line without a tab, and files of different lengths. The
+length check costs nothing up front: each file's batches of lines end with an end marker, the
+two sides are zipped, and the first step where one side has lines and the other has fewer
+(or its end marker) fails. Only then are both files counted (a streaming pass) for the message.
+So a mismatch is reported when the stream first reaches the end of the shorter file, not
+before training starts; a run that counts an epoch's steps first reaches it while counting.
+`read_parallel_dir` reads a whole split into lists and raises these errors as `ValueError`.
 """
 
-import gzip
 import os
+import re
 import warnings
 
+import tensorflow as tf
+
 _VALIDATION_NAMES = ("validation", "valid", "val", "dev")
+# Lines read, checked and normalized at once (vectorized), then unbatched into pairs.
+_LINES_PER_BATCH = 1024
+_READ_BUFFER_BYTES = 1 << 20
+# The white space Python's str.split() splits on: the Unicode separators (\p{Z}), ASCII white
+# space and the C0/C1 separators it also counts.
+_WHITESPACE = r"\p{Z}\t\n\x{0B}\x{0C}\r\x{1C}-\x{1F}\x{85}"
+_WHITESPACE_RUN = f"[{_WHITESPACE}]+"
+# Fast checks (a full match costs far less than a replacement or a transcoding): RE2 matches
+# no invalid UTF-8 (nor encoded surrogates, \p{Cs}), so only the lines failing them are
+# transcoded or rewritten.
+_VALID_UTF8 = r"[^\p{Cs}]*"
+_WORD = f"[^{_WHITESPACE}\\p{{Cs}}]+"
+_NORMALIZED = f"{_WORD}(?: {_WORD})*"
+_ASSERTION = re.compile(r"assertion failed: \[(.*?)\](?:\n|$)", re.DOTALL)
 
 
-def _open_binary(path):
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+def normalize_whitespace(strings):
+    """Collapses every run of white space to one space and strips both ends, in the graph.
 
-
-def read_lines(path):
-    """Returns the lines of a UTF-8 text file (plain or `.gz`), without line endings.
-
-    Only "\\n" ends a line (a stray "\\r" before it is dropped), so characters such as U+2028
-    inside a sentence cannot shift the alignment with another file.
+    The white space is what Python's `str.split()` splits on (Unicode separators included),
+    so the result equals `" ".join(text.split())` for each string.
 
     Args:
-        path: str, the file.
+        strings: tf.string tensor of valid UTF-8, any shape.
 
     Returns:
-        list of str.
-
-    Raises:
-        ValueError: the file is not valid UTF-8 (the message gives file, line and byte).
+        tf.string tensor of the same shape.
     """
-    lines = []
-    with _open_binary(path) as f:
-        for line_number, raw in enumerate(f, start=1):
-            raw = raw.rstrip(b"\n").removesuffix(b"\r")
-            try:
-                lines.append(raw.decode("utf-8"))
-            except UnicodeDecodeError as error:
-                raise ValueError(
-                    f"{path}, line {line_number}: invalid UTF-8 ({error.reason} at byte "
-                    f"{error.start} of the line)"
-                ) from None
-    return lines
-
-
-def normalize_whitespace(text):
-    """Collapses every run of white space (Unicode included) to one space and strips ends."""
-    return " ".join(text.split())
+    strings = tf.convert_to_tensor(strings, tf.string)
+    flat = tf.reshape(strings, [-1])
+    todo = tf.where(~tf.strings.regex_full_match(flat, _NORMALIZED))  # [M, 1]
+    fixed = tf.strings.strip(tf.strings.regex_replace(tf.gather_nd(flat, todo),
+                                                      _WHITESPACE_RUN, " "))
+    return tf.reshape(tf.tensor_scatter_nd_update(flat, todo, fixed), tf.shape(strings))
 
 
 def _existing(directory, filename):
@@ -142,8 +149,10 @@ def resolve_split(directory, split):
     return split
 
 
-def read_parallel_dir(directory, split, source_lang, target_lang):
-    """Reads and checks one split of parallel text from a folder.
+
+
+def stream_parallel_dir(directory, split, source_lang, target_lang):
+    """Streams one split of parallel text from a folder, checking it as it goes.
 
     Args:
         directory: str, the data folder.
@@ -153,55 +162,192 @@ def read_parallel_dir(directory, split, source_lang, target_lang):
         target_lang: str, target language code.
 
     Returns:
-        (sources, targets): two lists of str of equal length, white space normalized, without
-        pairs that have an empty side.
+        `tf.data.Dataset` of (source, target) scalar tf.string, white space normalized,
+        without pairs that have an empty side. Iterating it raises
+        `tf.errors.InvalidArgumentError` naming the file (and line) for files of different
+        lengths, invalid UTF-8 or a TSV line without a tab.
+
+    Raises:
+        FileNotFoundError: missing files (found when the stream is made).
+    """
+    def non_empty(line_numbers, sources, targets):
+        keep = tf.logical_and(tf.strings.length(sources) > 0,
+                              tf.strings.length(targets) > 0)  # [L]
+        return tf.boolean_mask(sources, keep), tf.boolean_mask(targets, keep)
+
+    batches = _numbered_batches(directory, split, source_lang, target_lang)
+    # Everything before runs on batches of lines: per-line work only in unbatch.
+    return batches.map(non_empty, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+
+
+def read_parallel_dir(directory, split, source_lang, target_lang):
+    """Reads and checks a whole split into lists (for small splits: tests, evaluation sets).
+
+    Pairs with an empty side are skipped and counted in a warning.
+
+    Args:
+        directory, split, source_lang, target_lang: as for `stream_parallel_dir`.
+
+    Returns:
+        (sources, targets): two lists of str of equal length.
 
     Raises:
         FileNotFoundError: missing files.
         ValueError: different line counts, invalid UTF-8 or a TSV line without a tab.
     """
-    directory = os.fspath(directory)
-    found = find_split_files(directory, resolve_split(directory, split), source_lang, target_lang)
-    if found[0] == "aligned":
-        _, source_path, target_path = found
-        sources, targets = read_lines(source_path), read_lines(target_path)
-        if len(sources) != len(targets):
-            raise ValueError(
-                f"{source_path} has {len(sources)} lines but {target_path} has "
-                f"{len(targets)}: line i of one must translate line i of the other."
-            )
-        origin = f"{source_path} / {target_path}"
-    else:
-        _, path, source_column, target_column = found
-        sources, targets = [], []
-        for line_number, line in enumerate(read_lines(path), start=1):
-            fields = line.split("\t")
-            if len(fields) < 2:
-                raise ValueError(
-                    f"{path}, line {line_number}: expected two tab-separated columns, got "
-                    f"{len(fields)}: {line[:80]!r}"
-                )
-            sources.append(fields[source_column])
-            targets.append(fields[target_column])
-        origin = path
-    return _drop_empty_pairs(sources, targets, origin)
-
-
-def _drop_empty_pairs(sources, targets, origin):
-    kept_sources, kept_targets, empty_lines = [], [], []
-    for line_number, (source, target) in enumerate(zip(sources, targets), start=1):
-        source, target = normalize_whitespace(source), normalize_whitespace(target)
-        if source and target:
-            kept_sources.append(source)
-            kept_targets.append(target)
-        else:
-            empty_lines.append(line_number)
+    sources, targets, empty_lines = [], [], []
+    last_line = 0
+    try:
+        batches = _numbered_batches(directory, split, source_lang, target_lang)
+        for line_numbers, batch_sources, batch_targets in batches.as_numpy_iterator():
+            for line_number, source, target in zip(line_numbers, batch_sources,
+                                                   batch_targets):
+                last_line = int(line_number)
+                if source and target:
+                    sources.append(source.decode("utf-8"))
+                    targets.append(target.decode("utf-8"))
+                else:
+                    empty_lines.append(last_line)
+    except tf.errors.InvalidArgumentError as error:
+        raise ValueError(data_error_message(error)) from None
     if empty_lines:
         shown = ", ".join(str(n) for n in empty_lines[:10])
         more = ", ..." if len(empty_lines) > 10 else ""
         warnings.warn(
-            f"{origin}: skipped {len(empty_lines)} of {len(sources)} pairs with an empty side "
-            f"(lines {shown}{more}).",
-            stacklevel=3,
+            f"{directory} ({split}): skipped {len(empty_lines)} of {last_line} pairs with an "
+            f"empty side (lines {shown}{more}).",
+            stacklevel=2,
         )
-    return kept_sources, kept_targets
+    return sources, targets
+
+
+def data_error_message(error):
+    """The message of a bad-input error raised while streaming a folder (the file, the line
+    and what is wrong), without TensorFlow's node and stack details.
+
+    Args:
+        error: `tf.errors.InvalidArgumentError` from iterating a `stream_parallel_dir` dataset.
+
+    Returns:
+        str.
+    """
+    match = _ASSERTION.search(error.message)
+    return match.group(1) if match else error.message
+
+
+def _numbered_batches(directory, split, source_lang, target_lang):
+    """Dataset of batches (line numbers int64 [L], sources [L], targets [L]) of every line,
+    checked and normalized."""
+    directory = os.fspath(directory)
+    found = find_split_files(directory, resolve_split(directory, split), source_lang, target_lang)
+    if found[0] == "aligned":
+        _, source_path, target_path = found
+        batches = _aligned_batches(source_path, target_path)
+    else:
+        _, path, source_column, target_column = found
+        batches = _tsv_batches(path, source_column, target_column)
+    return batches
+
+
+def _line_batches(path):
+    """Batches of (line numbers int64 [L], lines tf.string [L]) of a text file, checked to be
+    UTF-8, with the "\\r" of "\\r\\n" endings dropped."""
+    compression = "GZIP" if path.endswith(".gz") else ""
+    lines = tf.data.TextLineDataset(path, compression_type=compression,
+                                    buffer_size=_READ_BUFFER_BYTES).batch(_LINES_PER_BATCH)
+
+    def check_utf8(index, batch):
+        line_numbers = index * _LINES_PER_BATCH + 1 + tf.range(
+            tf.size(batch, out_type=tf.int64), dtype=tf.int64)  # [L]
+        suspects = tf.where(~tf.strings.regex_full_match(batch, _VALID_UTF8))  # [M, 1]
+        suspect_lines = tf.gather_nd(batch, suspects)  # [M]
+        # Transcoding drops invalid bytes, so only valid UTF-8 comes out unchanged.
+        valid = tf.equal(tf.strings.unicode_transcode(suspect_lines, "UTF-8", "UTF-8",
+                                                      errors="ignore"), suspect_lines)  # [M]
+        first_invalid = tf.reduce_min(
+            tf.where(valid, tf.int64.max, tf.gather_nd(line_numbers, suspects)))
+        return line_numbers, _checked(
+            tf.reduce_all(valid),
+            lambda: _message(path, ", line ", first_invalid, ": invalid UTF-8"),
+            batch)
+
+    return lines.enumerate().map(check_utf8, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _aligned_batches(source_path, target_path):
+    """Batches of (line numbers [L], sources [L], targets [L]) of two aligned files, failing
+    when one file ends before the other."""
+    end = tf.data.Dataset.from_tensors(
+        (tf.zeros([0], tf.int64), tf.zeros([0], tf.string), False))
+
+    def with_end(batches):
+        return batches.map(lambda numbers, lines: (numbers, lines, True)).concatenate(end)
+
+    def check_alignment(source, target):
+        source_numbers, source_lines, source_more = source
+        _, target_lines, target_more = target
+        aligned = tf.logical_and(tf.equal(source_more, target_more),
+                                 tf.equal(tf.size(source_lines), tf.size(target_lines)))
+        source_lines, target_lines = _checked(
+            aligned,
+            lambda: _message(
+                source_path, " has ", _count_lines(source_path), " lines but ", target_path,
+                " has ", _count_lines(target_path),
+                ": line i of one must translate line i of the other."),
+            source_lines, target_lines)
+        return (source_more, source_numbers, normalize_whitespace(source_lines),
+                normalize_whitespace(target_lines))
+
+    zipped = tf.data.Dataset.zip(with_end(_line_batches(source_path)),
+                                 with_end(_line_batches(target_path)))
+    return (zipped.map(check_alignment, num_parallel_calls=tf.data.AUTOTUNE)
+            .filter(lambda more, numbers, sources, targets: more)
+            .map(lambda more, numbers, sources, targets: (numbers, sources, targets)))
+
+
+def _tsv_batches(path, source_column, target_column):
+    """Batches of (line numbers [L], sources [L], targets [L]) of a tab-separated file."""
+    def split_columns(line_numbers, lines):
+        fields = tf.strings.split(lines, "\t")  # [L, (F)]
+        columns = fields.row_lengths()  # [L]
+        short = tf.argmin(columns)
+        fields = _checked(
+            tf.reduce_all(columns >= 2),
+            lambda: _message(
+                path, ", line ", line_numbers[short], ": expected two tab-separated columns, "
+                "got ", columns[short], ": ",
+                tf.strings.substr(lines[short], 0, 80, unit="UTF8_CHAR")),
+            fields.to_tensor(""))  # [L, F]
+        return (line_numbers, normalize_whitespace(fields[:, source_column]),
+                normalize_whitespace(fields[:, target_column]))
+
+    return _line_batches(path).map(split_columns, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _checked(condition, message_fn, *tensors):
+    """Returns `tensors`, or fails with the message `message_fn()` (computed only then) when
+    `condition` is false."""
+    def fail():
+        message = message_fn()
+        with tf.control_dependencies([tf.debugging.Assert(False, [message], summarize=1)]):
+            return [tf.identity(tensor) for tensor in tensors]
+
+    results = tf.cond(condition, lambda: [tf.identity(tensor) for tensor in tensors], fail)
+    return results[0] if len(tensors) == 1 else results
+
+
+def _count_lines(path):
+    """Lines of a text file, counted by streaming through it."""
+    compression = "GZIP" if path.endswith(".gz") else ""
+    lines = tf.data.TextLineDataset(path, compression_type=compression,
+                                    buffer_size=_READ_BUFFER_BYTES)
+    # Reducing batches: a reduce step per line would cost far more than reading it.
+    return lines.batch(_LINES_PER_BATCH * 16).reduce(
+        tf.constant(0, tf.int64), lambda count, batch: count + tf.size(batch, tf.int64))
+
+
+def _message(*parts):
+    """Joins str and scalar tensor (string or integer) parts into one scalar tf.string."""
+    texts = [part if isinstance(part, str) or part.dtype == tf.string
+             else tf.strings.as_string(part) for part in parts]
+    return tf.strings.join(texts)

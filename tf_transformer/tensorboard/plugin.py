@@ -1,25 +1,36 @@
 """The Attention dashboard: a TensorBoard plugin backend for the summaries in `summaries.py`.
 
-Installed through the `tensorboard_plugins` entry point, so plain `tensorboard --logdir DIR`
-shows an "Attention" tab whenever a run holds tensor summaries whose plugin name is
-`"attention"`. The frontend (`static/index.js`) is an ES module that TensorBoard loads in an
-iframe; it calls these routes, all under `/data/plugin/attention/`:
+Installed through the `tensorboard_plugins` entry point (`AttentionLoader`), so plain
+`tensorboard --logdir DIR` shows an "Attention" tab whenever a run holds tensor summaries whose
+plugin name is `"attention"`. The frontend (`static/index.js`) is an ES module that TensorBoard
+loads in an iframe; it calls these routes, all under `/data/plugin/attention/`:
 
 | route | query | response (JSON unless noted) |
 |---|---|---|
 | `/index.js`, `/style.css` | | the frontend (JavaScript, CSS) |
+| `/config` | | `{"export_dir": str or null}`: the export typed sentences run on |
 | `/runs` | | sorted list of runs with attention data |
 | `/tags` | | `{run: {tag: {"probe": str, "field": str}}}` |
 | `/probes` | `run` | `[{"probe", "kinds", "source_tokens"}]`, source tokens of the latest step |
 | `/steps` | `run`, `probe` | sorted list of steps with data for that probe |
 | `/attention` | `run`, `probe`, `step`, `kind` | tokens and weights, see `_serve_attention` |
+| `/inspect` | `text`, `kind` | the same for a typed sentence run through the export |
+
+Typed sentences: start TensorBoard with `--attention_export_dir EXPORT_DIR` or the environment
+variable `TFT_ATTENTION_EXPORT=EXPORT_DIR` (a SavedModel from `tft-export`, or its folder of
+numbered versions, the newest of which is used); `/inspect` then runs the export's `attention`
+signature on the sentence, exactly as `tft-inspect` does, without writing anything.
 
 Data are read through the TensorBoard data provider, so the routes work with both the
 multiplexer and the fast (Rust) data server. TensorBoard keeps 10 steps per tag by default;
-`tensorboard --samples_per_plugin attention=0` keeps every step.
+`tensorboard --samples_per_plugin attention=0` keeps every step (for this plugin 0 means
+"all", as it does for TensorBoard's own storage).
 """
 
+import collections
 import importlib.resources
+import os
+import threading
 
 import numpy as np
 from tensorboard import errors, plugin_util
@@ -28,7 +39,7 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tf_transformer.tensorboard import summaries
+from tf_transformer.tensorboard import signature, summaries
 
 _STATIC_FILES = {
     "/index.js": "application/javascript",
@@ -39,6 +50,27 @@ _DEFAULT_DOWNSAMPLING = 1000
 _ALL_SAMPLES = 2**31 - 1
 # Decimals sent to the browser: finer than any visible difference in opacity or colour.
 _WEIGHT_DECIMALS = 4
+EXPORT_ENV = "TFT_ATTENTION_EXPORT"
+EXPORT_FLAG = "attention_export_dir"
+# Typed sentences: longest accepted, and how many recent results are kept for kind switches.
+_MAX_TEXT_CHARS = 1000
+_CACHED_SENTENCES = 32
+
+
+class AttentionLoader(base_plugin.TBLoader):
+    """Adds the plugin's flag and builds `AttentionPlugin`; the entry point TensorBoard loads."""
+
+    def define_flags(self, parser):
+        group = parser.add_argument_group(summaries.PLUGIN_NAME)
+        group.add_argument(
+            f"--{EXPORT_FLAG}", metavar="EXPORT_DIR", default=None,
+            help="An export of tft-export (SavedModel, or its folder of numbered versions) whose "
+            "'attention' signature the Attention tab runs on typed sentences. Default: "
+            f"${EXPORT_ENV}, else no sentence box.",
+        )
+
+    def load(self, context):
+        return AttentionPlugin(context)
 
 
 class AttentionPlugin(base_plugin.TBPlugin):
@@ -54,11 +86,17 @@ class AttentionPlugin(base_plugin.TBPlugin):
         self._data_provider = context.data_provider
         hint = (context.sampling_hints or {}).get(self.plugin_name, _DEFAULT_DOWNSAMPLING)
         self._downsample_to = hint or _ALL_SAMPLES
+        export_dir = getattr(context.flags, EXPORT_FLAG, None) or os.environ.get(EXPORT_ENV)
+        self._signature = signature.AttentionSignature(export_dir) if export_dir else None
+        self._typed = collections.OrderedDict()  # text -> result of the signature, newest last
+        self._typed_lock = threading.Lock()
 
     def get_plugin_apps(self):
         routes = {path: self._serve_static for path in _STATIC_FILES}
         routes.update(
             {
+                "/config": self._serve_config,
+                "/inspect": self._serve_inspect,
                 "/runs": self._serve_runs,
                 "/tags": self._serve_tags,
                 "/probes": self._serve_probes,
@@ -83,6 +121,11 @@ class AttentionPlugin(base_plugin.TBPlugin):
         mimetype = _STATIC_FILES["/" + name]
         resource = importlib.resources.files(__package__) / "static" / name
         return http_util.Respond(request, resource.read_bytes(), mimetype)
+
+    @wrappers.Request.application
+    def _serve_config(self, request):
+        export_dir = self._signature.export_dir if self._signature else None
+        return http_util.Respond(request, {"export_dir": export_dir}, "application/json")
 
     @wrappers.Request.application
     def _serve_runs(self, request):
@@ -133,24 +176,17 @@ class AttentionPlugin(base_plugin.TBPlugin):
     def _serve_attention(self, request):
         """Serves one kind of attention of one probe at one step.
 
-        The response holds `run`, `probe`, `step`, `kind`, `source_tokens`,
-        `target_tokens`, `query_field` and `key_field` (which token lists are the rows and
-        columns), `query_tokens [Tq]`, `key_tokens [Tk]`, `num_layers`, `num_heads` and
-        `weights [L][N][Tq][Tk]`.
+        The response holds `run`, `probe`, `step` and what `_attention_response` returns.
         """
         run = _required_arg(request, "run")
         probe = _required_arg(request, "probe")
-        kind = _required_arg(request, "kind")
+        kind = _kind_arg(request)
         step_arg = _required_arg(request, "step")
         try:
             step = int(step_arg)
         except ValueError:
             raise errors.InvalidArgumentError(
                 f"step must be an integer, got {step_arg!r}") from None
-        if kind not in summaries.KIND_AXES:
-            raise errors.InvalidArgumentError(
-                f"Unknown kind {kind!r}; expected one of {list(summaries.KINDS)}"
-            )
         fields = self._probe_fields(request, run, probe)
         if kind not in fields:
             raise errors.NotFoundError(f"No {kind} attention for probe {probe!r} in run {run!r}")
@@ -163,28 +199,56 @@ class AttentionPlugin(base_plugin.TBPlugin):
                 f"No {field} for probe {probe!r} at step {step} in run {run!r}"
             )
 
-        tokens = {
-            summaries.SOURCE_TOKENS: _tokens(value_at_step(summaries.SOURCE_TOKENS)),
-            summaries.TARGET_TOKENS: _tokens(value_at_step(summaries.TARGET_TOKENS)),
-        }
-        weights = np.asarray(value_at_step(kind), dtype=np.float32)  # [L, N, Tq, Tk]
-        query_field, key_field = summaries.KIND_AXES[kind]
-        response = {
-            "run": run,
-            "probe": probe,
-            "step": step,
-            "kind": kind,
-            "source_tokens": tokens[summaries.SOURCE_TOKENS],
-            "target_tokens": tokens[summaries.TARGET_TOKENS],
-            "query_field": query_field,
-            "key_field": key_field,
-            "query_tokens": tokens[query_field],
-            "key_tokens": tokens[key_field],
-            "num_layers": int(weights.shape[0]),
-            "num_heads": int(weights.shape[1]),
-            "weights": np.round(weights, _WEIGHT_DECIMALS).tolist(),
-        }
+        response = _attention_response(
+            kind,
+            _tokens(value_at_step(summaries.SOURCE_TOKENS)),
+            _tokens(value_at_step(summaries.TARGET_TOKENS)),
+            value_at_step(kind),
+        )
+        response.update(run=run, probe=probe, step=step)
         return http_util.Respond(request, response, "application/json")
+
+    @wrappers.Request.application
+    def _serve_inspect(self, request):
+        """Serves one kind of attention of a typed sentence, run through the export.
+
+        The response holds `text`, `translation` and what `_attention_response` returns.
+        """
+        if self._signature is None:
+            raise errors.NotFoundError(
+                "No export to run typed sentences on: start TensorBoard with "
+                f"--{EXPORT_FLAG} EXPORT_DIR or {EXPORT_ENV}=EXPORT_DIR."
+            )
+        text = _required_arg(request, "text").strip()
+        kind = _kind_arg(request)
+        if not text:
+            raise errors.InvalidArgumentError("text is empty; type a sentence to translate.")
+        if len(text) > _MAX_TEXT_CHARS:
+            raise errors.InvalidArgumentError(
+                f"text has {len(text)} characters; at most {_MAX_TEXT_CHARS} are accepted."
+            )
+        result = self._run_typed(text)
+        response = _attention_response(
+            kind, result["source_tokens"], result["target_tokens"], result["attention"][kind]
+        )
+        response.update(text=text, translation=result["translation"])
+        return http_util.Respond(request, response, "application/json")
+
+    def _run_typed(self, text):
+        """Returns the signature's result for `text`, keeping recent ones for kind switches."""
+        with self._typed_lock:
+            if text in self._typed:
+                self._typed.move_to_end(text)
+                return self._typed[text]
+        try:
+            (result,) = self._signature([text])
+        except ValueError as error:  # A folder that is not a usable export.
+            raise errors.NotFoundError(str(error)) from error
+        with self._typed_lock:
+            self._typed[text] = result
+            while len(self._typed) > _CACHED_SENTENCES:
+                self._typed.popitem(last=False)
+        return result
 
     def _index(self, request):
         """Returns `{run: {probe: {field: tag}}}` from the plugin content of every tag."""
@@ -235,6 +299,49 @@ def _required_arg(request, name):
     if value is None:
         raise errors.InvalidArgumentError(f"Missing query parameter {name!r}")
     return value
+
+
+def _kind_arg(request):
+    kind = _required_arg(request, "kind")
+    if kind not in summaries.KIND_AXES:
+        raise errors.InvalidArgumentError(
+            f"Unknown kind {kind!r}; expected one of {list(summaries.KINDS)}"
+        )
+    return kind
+
+
+def _attention_response(kind, source_tokens, target_tokens, weights):
+    """The JSON body for one kind of attention of one sentence.
+
+    Args:
+        kind: str, one of `summaries.KINDS`.
+        source_tokens: list of str `[S]`.
+        target_tokens: list of str `[T]`, the decoder inputs (`<s>` then the translation).
+        weights: float array `[L, N, Tq, Tk]`.
+
+    Returns:
+        A dict with `kind`, `source_tokens`, `target_tokens`, `predicted_tokens [T]` (the
+        token each decoder position predicts: the next target token, then `</s>`),
+        `query_field` and `key_field` (which token lists are the rows and columns),
+        `query_tokens [Tq]`, `key_tokens [Tk]`, `num_layers`, `num_heads` and
+        `weights [L][N][Tq][Tk]`.
+    """
+    weights = np.asarray(weights, dtype=np.float32)  # [L, N, Tq, Tk]
+    tokens = {summaries.SOURCE_TOKENS: source_tokens, summaries.TARGET_TOKENS: target_tokens}
+    query_field, key_field = summaries.KIND_AXES[kind]
+    return {
+        "kind": kind,
+        "source_tokens": source_tokens,
+        "target_tokens": target_tokens,
+        "predicted_tokens": list(target_tokens[1:]) + [summaries.END_TOKEN],
+        "query_field": query_field,
+        "key_field": key_field,
+        "query_tokens": tokens[query_field],
+        "key_tokens": tokens[key_field],
+        "num_layers": int(weights.shape[0]),
+        "num_heads": int(weights.shape[1]),
+        "weights": np.round(weights, _WEIGHT_DECIMALS).tolist(),
+    }
 
 
 def _tokens(values):

@@ -56,6 +56,8 @@ KINDS = ("encoder_self", "decoder_self", "cross")
 
 SOURCE_TOKENS = "source_tokens"
 TARGET_TOKENS = "target_tokens"
+END_TOKEN = "</s>"
+"""What the last decoder position predicts; position t < T - 1 predicts target token t + 1."""
 
 # Which token sequence the queries (rows) and keys (columns) of each kind come from.
 KIND_AXES = {

@@ -5,6 +5,7 @@ from tf_transformer.text.tokenizer import END_ID, PAD_ID, START_ID, UNK_ID, Subw
 from tf_transformer.text.vocabulary import (
     TokenizerPair,
     load_or_train_tokenizers,
+    reservoir_sample,
     train_subword_tokenizer,
     train_tokenizers,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "TokenizerPair",
     "load_or_train_tokenizers",
     "normalize_text",
+    "reservoir_sample",
     "train_subword_tokenizer",
     "train_tokenizers",
 ]

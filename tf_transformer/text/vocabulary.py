@@ -5,6 +5,7 @@ import json
 import os
 import tempfile
 
+import numpy as np
 import sentencepiece
 import tensorflow as tf
 
@@ -22,6 +23,8 @@ PAIR_FILENAME = "tokenizers.json"
 _MODEL_TYPES = ("unigram", "bpe")
 # Batch size used when normalizing training sentences with the graph ops.
 _NORMALIZE_BATCH = 1024
+# Pairs read at once while sampling a corpus.
+_SAMPLE_BATCH = 4096
 
 
 def _normalized_lines(sentences, lowercase):
@@ -131,6 +134,71 @@ def train_subword_tokenizer(
     return tokenizer
 
 
+def reservoir_sample(pairs, size, seed=0):
+    """Draws `size` pairs uniformly from the whole of a corpus in one streaming pass.
+
+    Reservoir sampling (Vitter's Algorithm R, one batch of pairs at a time): memory holds
+    `size` pairs whatever the corpus size, and every pair of the corpus has the same chance to
+    be drawn, so a corpus whose second half differs from its first is represented in full.
+
+    Args:
+        pairs: `tf.data.Dataset` of (source, target) scalar tf.string, or an iterable of
+            (source, target) str/bytes pairs.
+        size: int, pairs to draw. A corpus of at most `size` pairs is returned whole, in order.
+        seed: int, default 0. The same seed and corpus give the same sample.
+
+    Returns:
+        (sources, targets): two lists of bytes/str of equal length min(size, corpus pairs).
+    """
+    if not isinstance(size, int) or size <= 0:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    rng = np.random.default_rng(seed)
+    reservoir = np.empty((size, 2), dtype=object)
+    seen = 0
+    for batch in _pair_batches(pairs):
+        # Fill the reservoir first; then pair number i (0-based) replaces a random slot j with
+        # probability size / (i + 1), by drawing j uniformly in [0, i].
+        fill = min(size - seen, len(batch)) if seen < size else 0
+        reservoir[seen:seen + fill] = batch[:fill]
+        rest = batch[fill:]
+        numbers = np.arange(seen + fill, seen + len(batch))
+        slots = rng.integers(0, numbers + 1)
+        replacing = slots < size
+        slots, rest = slots[replacing], rest[replacing]
+        # When two pairs of the batch draw the same slot, the later one wins, as in the
+        # one-at-a-time algorithm.
+        _, last = np.unique(slots[::-1], return_index=True)
+        last = len(slots) - 1 - last
+        reservoir[slots[last]] = rest[last]
+        seen += len(batch)
+    kept = reservoir[:min(seen, size)]
+    return list(kept[:, 0]), list(kept[:, 1])
+
+
+def _pair_batches(pairs):
+    """Yields object arrays [N, 2] of (source, target) from a dataset or an iterable."""
+    if isinstance(pairs, tf.data.Dataset):
+        for sources, targets in pairs.batch(_SAMPLE_BATCH).as_numpy_iterator():
+            batch = np.empty((len(sources), 2), dtype=object)
+            batch[:, 0], batch[:, 1] = list(sources), list(targets)
+            yield batch
+        return
+    batch = []
+    for pair in pairs:
+        batch.append(tuple(pair))
+        if len(batch) == _SAMPLE_BATCH:
+            yield _object_array(batch)
+            batch = []
+    if batch:
+        yield _object_array(batch)
+
+
+def _object_array(pairs):
+    array = np.empty((len(pairs), 2), dtype=object)
+    array[:] = pairs
+    return array
+
+
 @dataclasses.dataclass(frozen=True)
 class TokenizerPair:
     """The source and target tokenizers of a translation task.
@@ -183,10 +251,15 @@ def train_tokenizers(
     shared=True,
     target_vocab_size=None,
     lowercase=False,
-    max_sentences=None,
+    sample_size=None,
+    seed=0,
     **options,
 ):
     """Trains a shared vocabulary or one per language from parallel text.
+
+    The pairs are read once: with `sample_size`, a uniform sample of that many pairs is drawn
+    from the whole corpus while streaming (`reservoir_sample`), so memory and training time
+    stay bounded on corpora of any size.
 
     Args:
         pairs: `tf.data.Dataset` of (source, target) scalar strings, or an iterable of
@@ -196,9 +269,11 @@ def train_tokenizers(
         shared: bool, default True. One vocabulary for both languages (trained on both sides).
         target_vocab_size: int, default None (= `vocab_size`). Target size when not shared.
         lowercase: bool, default False. Lowercase text in both tokenizers.
-        max_sentences: int, default None. Sentences sampled per vocabulary; None uses all.
+        sample_size: int, default None. Pairs drawn from the whole corpus (so sentences per
+            side; a shared vocabulary trains on both sides of them); None uses every pair.
+        seed: int, default 0. Seeds the sample and SentencePiece.
         **options: further arguments of `train_subword_tokenizer` (model_type,
-            character_coverage, seed).
+            character_coverage, max_sentences).
 
     Returns:
         `TokenizerPair`.
@@ -209,7 +284,9 @@ def train_tokenizers(
             f"(a shared vocabulary has one size, vocab_size={vocab_size})"
         )
     directory = os.fspath(directory)
-    if isinstance(pairs, tf.data.Dataset):
+    if sample_size is not None:
+        sources, targets = reservoir_sample(pairs, sample_size, seed=seed)
+    elif isinstance(pairs, tf.data.Dataset):
         sources = pairs.map(lambda source, target: source)
         targets = pairs.map(lambda source, target: target)
     else:
@@ -220,7 +297,7 @@ def train_tokenizers(
     def train(sentences, name, size):
         return train_subword_tokenizer(
             sentences, os.path.join(directory, name), vocab_size=size, lowercase=lowercase,
-            max_sentences=max_sentences, **options,
+            seed=seed, **options,
         )
 
     if shared:

@@ -7,8 +7,10 @@
 3. Starts the TF-Serving-compatible server (`tft-serve`) on loopback.
 4. Translates a few sentences through the REST API, printing each request and answer.
 
+It sits above `trainers/` and `serving/` (it uses both); `make demo` runs it.
+
 Usage:
-    python -m trainers.demo [--model-dir runs/demo] [--export-base runs/demo/exports]
+    python -m demo [--model-dir runs/demo] [--export-base runs/demo/exports]
 """
 
 import argparse
@@ -34,7 +36,7 @@ MODEL_NAME = "translator"
 DEMO_TRAINING = TrainingConfig(
     vocab_size=4000, lowercase=True, max_length=32, batch_tokens=2048, epochs=12,
     steps_per_epoch=120, validation_steps=20, warmup_steps=300, bleu_samples=200,
-    attention_probes=2, attention_images=False, verbose=2)
+    attention_probes=2, attention_images=True, verbose=2)
 DEMO_MODEL = dict(num_encoder_layers=2, num_decoder_layers=2, d_model=128, num_heads=4,
                   d_ff=512, dropout=0.1, max_length=32)
 
@@ -51,7 +53,7 @@ def post(url, body):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", default="runs/demo/model")
     parser.add_argument("--export-base", default="runs/demo/exports")
     parser.add_argument("--epochs", type=int, default=DEMO_TRAINING.epochs)
@@ -64,13 +66,14 @@ def main(argv=None):
     summary = train(args.model_dir, training, preset="small", model_overrides=DEMO_MODEL)
     print(format_summary(summary), flush=True)
 
-    from serving.export import export, resolve_export_dir
-    from trainers.model_dir import load_model_dir
+    from serving.export import export
+    from serving.versions import next_version_dir
+    from tf_transformer.model_dir import load_model
 
     export_base = os.path.abspath(os.path.join(args.export_base, MODEL_NAME))
     print(f"\n== 2/4 Exporting the best checkpoint to {export_base}", flush=True)
-    model, tokenizers, _ = load_model_dir(args.model_dir)
-    export_dir = export(model, tokenizers, resolve_export_dir(export_base))
+    model, tokenizers = load_model(args.model_dir)
+    export_dir = export(model, tokenizers, next_version_dir(export_base))
     print(f"SavedModel written to {export_dir}", flush=True)
 
     print("\n== 3/4 Serving it with tft-serve (TF Serving's REST and gRPC APIs)", flush=True)

@@ -1,0 +1,1 @@
+"""The demo on the bundled corpus: train, export, serve, translate (`python -m demo`)."""

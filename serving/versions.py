@@ -1,0 +1,68 @@
+"""Version folders of exported models: EXPORT_BASE/NAME/VERSION/saved_model.pb.
+
+TF Serving's layout: a model's base path holds one folder per version, named by a positive
+integer; the server serves the versions its policy picks (the highest by default). The
+export, `tft-inspect` and the server's model manager all read the layout through here.
+
+- `saved_model_versions(base_path)`: {version: path} of the versions that hold a SavedModel.
+- `latest_saved_model(path)`: a SavedModel folder as given, or the highest version under a
+  base path (for reading an export).
+- `next_version_dir(path)`: a version folder as given, or the next free version under a base
+  path (for writing an export).
+"""
+
+import os
+
+import tensorflow as tf
+
+SAVED_MODEL_FILENAME = "saved_model.pb"
+
+
+def _numbered_folders(base_path):
+    """{version: path} of the int-named entries of `base_path` ({} if it cannot be listed)."""
+    try:
+        entries = tf.io.gfile.listdir(base_path)
+    except (tf.errors.NotFoundError, OSError):
+        return {}
+    # Some file systems (GCS) list folders with a trailing slash.
+    names = (entry.rstrip("/") for entry in entries)
+    return {int(name): os.path.join(base_path, name) for name in names if name.isdigit()}
+
+
+def saved_model_versions(base_path):
+    """Returns {version: path} of the int-named folders of `base_path` holding a SavedModel."""
+    return {version: path for version, path in _numbered_folders(base_path).items()
+            if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILENAME))}
+
+
+def latest_saved_model(path):
+    """The SavedModel to read for `path`: `path` itself or its highest version.
+
+    Args:
+        path: str, either a SavedModel folder (holds `saved_model.pb`) or a base path of
+            integer version folders (EXPORT_BASE/NAME).
+
+    Raises:
+        ValueError: `path` holds neither.
+    """
+    path = os.fspath(path)
+    if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILENAME)):
+        return path
+    found = saved_model_versions(path)
+    if not found:
+        raise ValueError(f"{path!r} is neither a SavedModel nor a folder of numbered SavedModel "
+                         "versions (EXPORT_BASE/NAME/VERSION/saved_model.pb).")
+    return found[max(found)]
+
+
+def next_version_dir(path):
+    """The folder to write an export to: `path` if it names a version, else the next one.
+
+    Args:
+        path: str, EXPORT_BASE/NAME/VERSION (returned as an absolute path) or EXPORT_BASE/NAME
+            (then EXPORT_BASE/NAME/<highest existing version + 1>, or .../1 if there is none).
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.basename(path).isdigit():
+        return path
+    return os.path.join(path, str(max(_numbered_folders(path), default=0) + 1))

@@ -1,0 +1,242 @@
+"""`tft-translate` on the real tiny export (`exported_translator`), in process and over REST.
+
+The expected translations come from the export's own signatures, called one sentence at a
+time, so batching, length sorting and order restoring are what is under test.
+"""
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from serving import translate
+from serving.server.process import ServerProcess
+from tests.serving.conftest import fixture_translation, write_fixture_translator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Lengths from 1 to 12 words in mixed order, with empty and whitespace-only lines between.
+SOURCES = [
+    "Where is the train station?",
+    "",
+    "Tom is here.",
+    "I like to read books because they take me to places I have never seen.",
+    "   ",
+    "Hello.",
+    "My brother lives in a big city near the sea.",
+    "It's very cold today.",
+    "",
+    "Can you help me, please?",
+    "We ate.",
+]
+REFERENCES = [
+    "¿Dónde está la estación de tren?",
+    "",
+    "Tom está aquí.",
+    "Me gusta leer libros porque me llevan a lugares que nunca he visto.",
+    "",
+    "Hola.",
+    "Mi hermano vive en una gran ciudad cerca del mar.",
+    "Hoy hace mucho frío.",
+    "",
+    "¿Puedes ayudarme, por favor?",
+    "Comimos.",
+]
+# Few words per batch: several batches, each of sentences of similar length.
+BATCH_WORDS = "12"
+
+
+@pytest.fixture(scope="module")
+def export(exported_translator):
+    """(version folder, its loaded signatures)."""
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+
+    export_dir = exported_translator[0]
+    return export_dir, tf.saved_model.load(export_dir).signatures
+
+
+@pytest.fixture
+def files(tmp_path):
+    source = tmp_path / "source.en"
+    source.write_text("\n".join(SOURCES) + "\n", encoding="utf-8")
+    reference = tmp_path / "reference.es"
+    reference.write_text("\n".join(REFERENCES) + "\n", encoding="utf-8")
+    return {"source": str(source), "reference": str(reference),
+            "output": str(tmp_path / "output.es")}
+
+
+def run(argv, capsys):
+    """tft-translate in process: (exit status, stdout, stderr)."""
+    status = translate.main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def alone(signatures, sentence):
+    """The greedy translation of one sentence sent alone, or "" for an empty line."""
+    if not sentence.strip():
+        return ""
+    answer = signatures["serving_default"](text=tf.constant([sentence]))
+    return answer["translation"].numpy()[0].decode("utf-8")
+
+
+def beams(signatures, sentences, beam_size, top_beams, alpha=0.6):
+    answer = signatures["translate_beams"](
+        text=tf.constant(sentences), beam_size=tf.constant(beam_size),
+        top_beams=tf.constant(top_beams), alpha=tf.constant(alpha))
+    return ([[t.decode("utf-8") for t in row] for row in answer["translations"].numpy()],
+            answer["scores"].numpy())
+
+
+def test_order_is_kept_under_length_sorting_with_empty_lines(export, files, capsys):
+    export_dir, signatures = export
+    status, out, err = run(["--export-dir", export_dir, "--input", files["source"],
+                            "--output", files["output"], "--batch-tokens", BATCH_WORDS],
+                           capsys)
+    assert status == 0, err
+    assert out == ""
+    with open(files["output"], encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    assert lines[-1] == ""  # every line ends with "\n"
+    assert lines[:-1] == [alone(signatures, sentence) for sentence in SOURCES]
+    assert [i for i, line in enumerate(lines[:-1]) if not line] == [1, 4, 8]
+
+
+def test_stdin_to_stdout_with_python_m_and_the_newest_version(exported_translator, tmp_path):
+    """`python -m serving.translate` on EXPORT_BASE/NAME uses the highest version (here a
+    fixture model with a recognisable answer), reading stdin and writing stdout."""
+    base = tmp_path / "translator"
+    shutil.copytree(exported_translator[0], base / "2")
+    write_fixture_translator(str(base / "10"))
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.translate", "--export-dir", str(base)],
+        input="\n".join(SOURCES) + "\n", capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    expected = [fixture_translation(s) if s.strip() else "" for s in SOURCES]
+    assert result.stdout == "".join(line + "\n" for line in expected)
+    assert "sentence/s" not in result.stderr  # stderr is not a terminal: no progress bar
+
+
+def test_nbest_lines(export, files, capsys):
+    export_dir, signatures = export
+    status, out, err = run(["--export-dir", export_dir, "--input", files["source"],
+                            "--beam-size", "4", "--top-beams", "3", "--alpha", "0.6",
+                            "--batch-tokens", BATCH_WORDS], capsys)
+    assert status == 0, err
+    rows = [line.split("\t") for line in out.split("\n")[:-1]]
+    assert all(len(row) == 4 for row in rows)
+    assert len(rows) == 3 * len(SOURCES)
+    assert [int(row[0]) for row in rows] == [i for i in range(len(SOURCES)) for _ in range(3)]
+    assert [int(row[1]) for row in rows] == [1, 2, 3] * len(SOURCES)
+    for index, sentence in enumerate(SOURCES):
+        block = rows[3 * index:3 * index + 3]
+        scores = [float(row[2]) for row in block]
+        if not sentence.strip():
+            assert [row[3] for row in block] == ["", "", ""] and scores == [0.0, 0.0, 0.0]
+            continue
+        assert scores == sorted(scores, reverse=True)
+        expected, expected_scores = beams(signatures, [sentence], beam_size=4, top_beams=3)
+        assert [row[3] for row in block] == expected[0]
+        assert scores == pytest.approx(expected_scores[0].tolist(), abs=2e-5)
+
+
+def test_progress_bar_shows_sentences_per_second(files, tmp_path, monkeypatch):
+    """On a terminal only, and not with --quiet (a fixture model: the bar is under test)."""
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    write_fixture_translator(str(tmp_path / "fixture"))
+    for quiet in (False, True):
+        stderr = Terminal()
+        monkeypatch.setattr(sys, "stderr", stderr)
+        argv = ["--export-dir", str(tmp_path / "fixture"), "--input", files["source"],
+                "--output", files["output"]] + (["--quiet"] if quiet else [])
+        assert translate.main(argv) == 0
+        monkeypatch.undo()
+        if quiet:
+            assert stderr.getvalue() == ""
+        else:
+            assert "sentence/s" in stderr.getvalue()
+            assert "8/8" in stderr.getvalue()  # the non-empty lines
+
+
+def test_reference_scores_equal_sacrebleu_s_own(export, files, capsys):
+    status, out, err = run(["--export-dir", export[0], "--input", files["source"],
+                            "--output", files["output"], "--reference", files["reference"]],
+                           capsys)
+    assert status == 0, err
+    printed = [line for line in err.split("\n") if line.startswith(("BLEU|", "chrF2|"))]
+    assert len(printed) == 2, err
+    sacrebleu = subprocess.run(
+        [sys.executable, "-m", "sacrebleu", files["reference"], "--input", files["output"],
+         "--metrics", "bleu", "chrf", "--width", "2", "--format", "text"],
+        capture_output=True, text=True, check=True, timeout=120)
+    assert printed == sacrebleu.stdout.strip().split("\n")
+    assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in printed[0]
+
+
+@pytest.fixture(scope="module")
+def served(exported_translator):
+    process = ServerProcess(["--model-name", "translator", "--model-base-path",
+                             os.path.dirname(exported_translator[0])])
+    yield process
+    process.terminate()
+
+
+@pytest.mark.parametrize("decoding", [[], ["--beam-size", "3", "--top-beams", "2"]],
+                         ids=["greedy", "nbest"])
+def test_server_mode_equals_export_mode(export, served, files, capsys, decoding):
+    common = ["--input", files["source"], "--batch-tokens", BATCH_WORDS, *decoding]
+    status, from_export, err = run(["--export-dir", export[0], *common], capsys)
+    assert status == 0, err
+    status, from_server, err = run(["--server", served.rest_url, "--model-name", "translator",
+                                    *common], capsys)
+    assert status == 0, err
+    assert from_server == from_export
+    assert from_server.count("\n") == len(SOURCES) * (2 if decoding else 1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["missing input", "reference length", "top beams",
+                                  "unreachable server", "no saved model", "no model"])
+def test_bad_input_fails_cleanly(export, files, tmp_path, capsys, case):
+    short_reference = tmp_path / "short.es"
+    short_reference.write_text("Hola.\nAdiós.\n", encoding="utf-8")
+    url = f"http://127.0.0.1:{free_port()}"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    source, output, model = files["source"], files["output"], ["--export-dir", export[0]]
+    argv, expected = {
+        "missing input": (
+            [*model, "--input", str(tmp_path / "nope.en")], ["nope.en", "no such file"]),
+        "reference length": (
+            [*model, "--input", source, "--reference", str(short_reference)],
+            ["has 2 lines", f"has {len(SOURCES)}", "short.es"]),
+        "top beams": (
+            [*model, "--input", source, "--beam-size", "2", "--top-beams", "3"],
+            ["--top-beams 3", "--beam-size (2)"]),
+        "unreachable server": (
+            ["--server", url, "--input", source], [url, "tft-serve --model-name translator"]),
+        "no saved model": (
+            ["--export-dir", str(empty), "--input", source], [str(empty), "tft-export"]),
+        "no model": (["--input", source], ["--export-dir", "--server"]),
+    }[case]
+    status, out, err = run([*argv, "--output", output], capsys)
+    assert status == 2
+    assert err.startswith("tft-translate: error: ")
+    for text in expected:
+        assert text in err
+    assert out == ""
+    assert not os.path.exists(output)
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tft-translate")]
