@@ -70,6 +70,7 @@ def test_averaged_export_equals_the_hand_averaged_checkpoint(model_dir, tmp_path
                    for other in exported), name
     # The export translates as the in-process averaged model does.
     text = tf.constant(SENTENCES)
-    expected = Translator(model, tokenizers).translate(text)["translation"].numpy()
+    translator = Translator(model, tokenizers)
+    expected = translator.translate(text)["translation"].numpy()
     answer = loaded.signatures["serving_default"](text=text)["translation"].numpy()
     assert list(answer) == list(expected) and all(answer)
