@@ -66,6 +66,9 @@ def parse_args(argv=None):
                         help="comma-separated test splits")
     parser.add_argument("--minutes", type=float, default=60.0,
                         help="tft-train --max-minutes (start-up and validation included)")
+    parser.add_argument("--interval-steps", type=int, default=None,
+                        help="tft-train --steps-per-epoch: steps between evaluations, "
+                             "checkpoints and time-budget checks (default: one pass)")
     parser.add_argument("--average", type=int, default=5,
                         help="epoch checkpoints kept and averaged (at most)")
     parser.add_argument("--beam-size", type=int, default=4)
@@ -129,6 +132,8 @@ def main(argv=None):
         "--source-lang", args.source_lang, "--target-lang", args.target_lang, *RECIPE,
         "--max-minutes", f"{args.minutes:g}", "--keep-checkpoints", str(args.average),
         "--seed", str(args.seed), "--verbose", "2"]
+    if args.interval_steps:
+        train_command += ["--steps-per-epoch", str(args.interval_steps)]
     started = time.perf_counter()
     summary = json.loads(run(train_command))
     training_minutes = (time.perf_counter() - started) / 60
