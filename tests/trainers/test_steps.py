@@ -81,7 +81,7 @@ def test_parts_hold_unequal_token_counts():
 
 
 def test_mirrored_and_accumulated_steps_equal_one_batch_of_all_tokens(tmp_path):
-    run_python(SINGLE_MACHINE_SCRIPT.replace("OUT", repr(str(tmp_path))), timeout=600)
+    run_python(SINGLE_MACHINE_SCRIPT.replace("OUT", repr(str(tmp_path))), timeout=1800)
     one, half = _load(str(tmp_path / "one")), _load(str(tmp_path / "one_half"))
     # Training moved the loss, so equal runs are not equal initial values only.
     assert one["losses"][-1] < one["losses"][0]
@@ -91,7 +91,7 @@ def test_mirrored_and_accumulated_steps_equal_one_batch_of_all_tokens(tmp_path):
 
 
 def test_multi_worker_accumulated_steps_equal_one_batch_of_all_tokens(tmp_path):
-    run_python(REFERENCE_SCRIPT.replace("OUT", repr(str(tmp_path / "one"))), timeout=600)
+    run_python(REFERENCE_SCRIPT.replace("OUT", repr(str(tmp_path / "one"))), timeout=1800)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
@@ -103,7 +103,7 @@ def test_multi_worker_accumulated_steps_equal_one_batch_of_all_tokens(tmp_path):
                                         cwd=PROJECT_ROOT))
     try:
         for worker in workers:
-            _, stderr = worker.communicate(timeout=600)
+            _, stderr = worker.communicate(timeout=1800)
             assert worker.returncode == 0, stderr[-4000:]
     finally:
         for worker in workers:
