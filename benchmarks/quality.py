@@ -1,160 +1,103 @@
-"""Translation quality: train on a corpus within a time budget, report cased sacreBLEU.
+"""Translation quality through the product's own commands: tft-train, tft-export, the export.
 
-    python benchmarks/quality.py --data dir:/work/shared/data/multi30k --source-lang de \
-        --target-lang en [--minutes 60] [--model-dir DIR] [--json FILE]
+    python benchmarks/quality.py /work/shared/data/multi30k [--minutes 60] [--work-dir DIR]
 
-Trains with `trainers.train.train` (label smoothing, warmup + inverse square root schedule,
-shared SentencePiece vocabulary with tied embeddings, token-budget batches), stopping when
-`--minutes` of training (validation included) are spent, and prints per epoch the validation
-loss and the greedy BLEU of a validation sample. Each epoch's weights are kept; afterwards
-the script picks on the full validation split between the single checkpoint with the best
-validation-sample BLEU and the averages of the last k epoch checkpoints (k = 2..--average),
-then reports detokenized, cased sacreBLEU (13a) on the test splits for greedy decoding and
-beam search (with and without the length penalty), for the single best checkpoint and the
-chosen average, so that each ingredient's share is visible. Decoding goes through
-`tf_transformer.translator` (the exported module), in length-sorted batches of
---decode-tokens padded words.
+1. `tft-train` with the recipe below (plain options, printed so the run can be repeated by
+   hand) and `--max-minutes`: it stops at the end of the last epoch that fits the budget
+   (start-up included) and keeps the last `--average` epoch checkpoints.
+2. `tft-export` twice: the best single checkpoint (validation-sample BLEU) and
+   `--average-last N` of the kept epoch checkpoints.
+3. Both SavedModels translate the validation split (greedy, `serving_default`); the better
+   one is kept, and both are scored on the test splits, greedy and with the
+   `translate_beams` signature (beam 4, with and without the length penalty): detokenized,
+   cased sacreBLEU (13a). Every translation goes through the export, the library's
+   translation path.
 
-The figures go to --json (default benchmarks/results/quality_SRC_TGT.json), including a
+Also reported: optimizer steps, target tokens trained on and epochs (machines differ in
+speed, so the budget alone does not say how much training happened).
+
+The figures go to --json (default benchmarks/results/quality_de_en.json), including a
 Markdown row that benchmarks/run_all.py puts into benchmarks/RESULTS.md.
 """
 
 import argparse
-import glob
+import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_text  # noqa: E402, F401  (the export's tokenizer ops)
 
 from benchmarks import common  # noqa: E402
 from tf_transformer.data import load_parallel  # noqa: E402
 from tf_transformer.metrics import corpus_bleu  # noqa: E402
-from tf_transformer.model_dir import load_model  # noqa: E402
-from tf_transformer.translator import Translator, translate_texts  # noqa: E402
-from trainers.config import TrainingConfig  # noqa: E402
-from trainers.train import train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-EPOCH_PATTERN = "epoch_{epoch:03d}.weights.h5"
-
-# Model sizes for a ~30k-pair corpus on a CPU: `small` is the paper's shape scaled to d=256.
-PRESETS = {
-    "multi30k": dict(preset="small", overrides=dict(
-        d_model=256, num_encoder_layers=3, num_decoder_layers=3, num_heads=4, d_ff=1024,
-        dropout=0.2)),
-    "tiny": dict(preset="small", overrides=dict(
-        d_model=128, num_encoder_layers=2, num_decoder_layers=2, num_heads=4, d_ff=256,
-        dropout=0.1)),
-}
+D_MODEL, WARMUP_STEPS, PEAK_LEARNING_RATE = 256, 800, 1e-3
+# The Multi30k recipe: `small` scaled to d_model 256 (3+3 layers, 7.6M parameters with the
+# shared 8,000-piece vocabulary and tied embeddings), dropout 0.2, label smoothing 0.1, bf16,
+# 4,096-token batches, a short warmup to a peak learning rate of 1e-3 (the schedule peaks at
+# scale * (d_model * warmup_steps)^-0.5).
+RECIPE = [
+    "--preset", "small", "--d-model", str(D_MODEL), "--num-layers", "3", "--num-heads", "4",
+    "--d-ff", "1024", "--dropout", "0.2", "--vocab-size", "8000", "--shared-vocab",
+    "--batch-tokens", "4096", "--max-length", "64", "--model-max-length", "64",
+    "--warmup-steps", str(WARMUP_STEPS), "--learning-rate-scale",
+    f"{PEAK_LEARNING_RATE * math.sqrt(D_MODEL * WARMUP_STEPS):.6g}",
+    "--label-smoothing", "0.1", "--mixed-precision", "bf16", "--bleu-samples", "300",
+    "--bleu-batch-tokens", "4096", "--attention-probes", "0", "--epochs", "1000",
+]
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="dir:PATH, anki_spa_eng or tfds:NAME")
-    parser.add_argument("--source-lang", required=True)
-    parser.add_argument("--target-lang", required=True)
+    parser.add_argument("multi30k", help="the Multi30k folder (train.de, train.en, ...)")
+    parser.add_argument("--source-lang", default="de")
+    parser.add_argument("--target-lang", default="en")
     parser.add_argument("--test-splits", default="test_2016_flickr,test_2017_flickr",
                         help="comma-separated test splits")
     parser.add_argument("--minutes", type=float, default=60.0,
-                        help="training budget in minutes (validation included)")
-    parser.add_argument("--max-epochs", type=int, default=1000)
-    parser.add_argument("--preset", default="multi30k", choices=sorted(PRESETS))
-    parser.add_argument("--dropout", type=float, default=None, help="override the preset's")
-    parser.add_argument("--vocab-size", type=int, default=8000)
-    parser.add_argument("--no-shared-vocab", action="store_true",
-                        help="separate vocabularies (and untied embeddings)")
-    parser.add_argument("--batch-tokens", type=int, default=4096)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--peak-lr", type=float, default=1e-3,
-                        help="learning rate at the end of warmup")
-    parser.add_argument("--warmup-steps", type=int, default=800)
-    parser.add_argument("--label-smoothing", type=float, default=0.1)
-    parser.add_argument("--mixed-precision", default="bf16", choices=["none", "bf16"])
+                        help="tft-train --max-minutes (start-up and validation included)")
+    parser.add_argument("--interval-steps", type=int, default=None,
+                        help="tft-train --steps-per-epoch: steps between evaluations, "
+                             "checkpoints and time-budget checks (default: one pass)")
     parser.add_argument("--average", type=int, default=5,
-                        help="average up to this many last epoch checkpoints")
+                        help="epoch checkpoints kept and averaged (at most)")
     parser.add_argument("--beam-size", type=int, default=4)
     parser.add_argument("--alpha", type=float, default=0.6, help="GNMT length penalty")
-    parser.add_argument("--decode-tokens", type=int, default=4096,
-                        help="padded source words decoded at once")
-    parser.add_argument("--bleu-samples", type=int, default=300,
-                        help="validation sentences decoded per epoch for progress and 'best'")
-    parser.add_argument("--model-dir", default=None,
-                        help="default: a new folder under the system's temporary folder")
+    parser.add_argument("--decode-batch", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work-dir", default=None,
+                        help="model dir and exports go here (default: a new temporary folder)")
     parser.add_argument("--json", default=None,
                         help="default benchmarks/results/quality_SRC_TGT.json")
-    parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
-class EpochReport(keras.callbacks.Callback):
-    """Prints one line per epoch and keeps the weights of the last `keep` epochs on disk."""
-
-    def __init__(self, directory, keep):
-        super().__init__()
-        self.directory = directory
-        self.keep = keep
-        self.started = None
-
-    def on_train_begin(self, logs=None):
-        self.started = time.perf_counter()
-        os.makedirs(self.directory, exist_ok=True)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        self.model.save_weights(os.path.join(self.directory,
-                                             EPOCH_PATTERN.format(epoch=epoch + 1)))
-        for old in sorted(glob.glob(os.path.join(self.directory, "epoch_*.weights.h5")))[
-                :-self.keep]:
-            os.remove(old)
-        print(f"epoch {epoch + 1:3d}  {(time.perf_counter() - self.started) / 60:5.1f} min  "
-              f"loss {logs.get('loss', float('nan')):.3f}  "
-              f"val_loss {logs.get('val_loss', float('nan')):.3f}  "
-              f"val_acc {logs.get('val_accuracy', float('nan')):.3f}  "
-              f"val_bleu(sample) {logs.get('val_bleu', float('nan')):.2f}  "
-              f"{logs.get('tokens_per_second', float('nan')):,.0f} tok/s", flush=True)
+def run(command):
+    """Runs a product command (python -m ...), streaming its output; returns its last line."""
+    print("$ " + " ".join(command[1:]), flush=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                               env=dict(os.environ, PYTHONPATH=ROOT))
+    last = ""
+    for line in process.stdout:
+        print("  " + line, end="", flush=True)
+        last = line.strip() or last
+    if process.wait() != 0:
+        raise SystemExit(f"{command[2]} failed with exit code {process.returncode}")
+    return last
 
 
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training when the next epoch would not end within `seconds` of the start."""
-
-    def __init__(self, seconds):
-        super().__init__()
-        self.seconds = seconds
-        self.started = None
-        self.epoch_started = None
-        self.longest_epoch = 0.0
-
-    def on_train_begin(self, logs=None):
-        self.started = time.perf_counter()
-
-    @property
-    def elapsed(self):
-        """Seconds since training (the first epoch) began."""
-        return time.perf_counter() - self.started
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.perf_counter() - self.started > self.seconds:
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        now = time.perf_counter()
-        self.longest_epoch = max(self.longest_epoch, now - self.epoch_started)
-        if now - self.started + self.longest_epoch > self.seconds:
-            self.model.stop_training = True
-
-
-def read_split(args, split):
-    pairs = load_parallel(args.data, split, args.source_lang, args.target_lang)
+def read_split(data, split, args):
+    pairs = load_parallel(data, split, args.source_lang, args.target_lang)
     sources, references = [], []
     for source, target in pairs.as_numpy_iterator():
         sources.append(source.decode("utf-8"))
@@ -162,143 +105,103 @@ def read_split(args, split):
     return sources, references
 
 
-def averaged_weights(model, paths):
-    """Loads each checkpoint into `model` and returns the element-wise mean of the weights."""
-    total = None
-    for path in paths:
-        model.load_weights(path)
-        weights = model.get_weights()
-        total = weights if total is None else [a + b for a, b in zip(total, weights)]
-    return [value / len(paths) for value in total]
-
-
-def evaluate(args, model_dir, splits):
-    """Chooses the checkpoint on validation and scores the test splits. Returns a dict."""
-    model, tokenizers = load_model(model_dir, "best")
-    translator = Translator(model, tokenizers, args.max_length)
-
-    def translate(sentences, beam_size=None, alpha=0.6):
-        return translate_texts(translator, sentences, batch_tokens=args.decode_tokens,
-                               beam_size=beam_size, alpha=alpha)
-
-    epoch_files = sorted(glob.glob(os.path.join(model_dir, "checkpoints", "epoch_*.weights.h5")))
-    candidates = {"best single": model.get_weights()}
-    for k in range(2, min(args.average, len(epoch_files)) + 1):
-        candidates[f"average of last {k}"] = averaged_weights(model, epoch_files[-k:])
-    val_sources, val_references = splits["validation"]
-    validation = {}
-    for name, weights in candidates.items():
-        model.set_weights(weights)
-        validation[name] = corpus_bleu(translate(val_sources), val_references)
-        print(f"  validation greedy BLEU, {name}: {validation[name]:.2f}", flush=True)
-    averages = [name for name in validation if name != "best single"]
-    chosen_average = max(averages, key=validation.get) if averages else None
-
-    results = {"validation_greedy": validation, "chosen_average": chosen_average, "test": {}}
-    decoders = {"greedy": dict(beam_size=None),
-                f"beam {args.beam_size}, alpha 0": dict(beam_size=args.beam_size, alpha=0.0),
-                f"beam {args.beam_size}, alpha {args.alpha}": dict(beam_size=args.beam_size,
-                                                                   alpha=args.alpha)}
-    for name in ["best single"] + ([chosen_average] if chosen_average else []):
-        model.set_weights(candidates[name])
-        for split, (sources, references) in splits.items():
-            if split == "validation":
-                continue
-            for decoder, options in decoders.items():
-                start = time.perf_counter()
-                score = corpus_bleu(translate(sources, **options), references)
-                results["test"].setdefault(split, {}).setdefault(name, {})[decoder] = score
-                print(f"  {split:18} {name:20} {decoder:20} BLEU {score:6.2f}  "
-                      f"({time.perf_counter() - start:.0f} s)", flush=True)
-    return results
-
-
-def results_row(args, payload):
-    """One Markdown row for RESULTS.md: pair, model, training time, epochs, BLEU figures."""
-    test = payload["evaluation"]["test"]
-    final = payload["final_model"]
-    beam = f"beam {args.beam_size}, alpha {args.alpha}"
-    cells = [f"{args.source_lang}->{args.target_lang}",
-             f"{payload['parameters'] / 1e6:.1f}M ({args.preset})",
-             f"{payload['training_minutes']:.1f} min, {payload['epochs']} epochs",
-             final]
-    for split in args.test_splits.split(","):
-        scores = test.get(split, {}).get(final, {})
-        cells.append(f"{scores.get('greedy', float('nan')):.1f} / "
-                     f"{scores.get(beam, float('nan')):.1f}")
-    return "| " + " | ".join(cells) + " |"
-
-
-def results_header(args):
-    splits = args.test_splits.split(",")
-    header = ["pair", "parameters", "training", "weights"] + [
-        f"{split} greedy / beam {args.beam_size}" for split in splits]
-    return ("| " + " | ".join(header) + " |\n|" + "|".join(
-        ":--" if i < 4 else "--:" for i in range(len(header))) + "|")
+def translate(export, sentences, batch_size, beam_size=None, alpha=0.0):
+    """Translations of `sentences` by a loaded export: greedy, or the best beam."""
+    outputs = []
+    for start in range(0, len(sentences), batch_size):
+        text = tf.constant(sentences[start:start + batch_size])
+        if beam_size:
+            result = export.signatures["translate_beams"](
+                text=text, beam_size=tf.constant(beam_size), top_beams=tf.constant(1),
+                alpha=tf.constant(alpha, tf.float32))["translations"][:, 0]
+        else:
+            result = export.signatures["serving_default"](text=text)["translation"]
+        outputs += [value.decode("utf-8") for value in result.numpy()]
+    return outputs
 
 
 def main(argv=None):
     args = parse_args(argv)
     info = common.machine_info()
     print(common.describe_machine(info), flush=True)
-    model_dir = args.model_dir or tempfile.mkdtemp(prefix="tft-quality-")
-    json_path = args.json or os.path.join(
-        HERE, "results", f"quality_{args.source_lang}_{args.target_lang}.json")
-    preset = PRESETS[args.preset]
-    overrides = dict(preset["overrides"], max_length=args.max_length)
-    if args.dropout is not None:
-        overrides["dropout"] = args.dropout
-    if args.no_shared_vocab:
-        overrides["share_embeddings"] = False
-    d_model = overrides["d_model"]
-    training = TrainingConfig(
-        data=args.data, source_lang=args.source_lang, target_lang=args.target_lang,
-        vocab_size=args.vocab_size, shared_vocab=not args.no_shared_vocab,
-        batch_tokens=args.batch_tokens, max_length=args.max_length, epochs=args.max_epochs,
-        warmup_steps=args.warmup_steps,
-        # The schedule peaks at scale * (d_model * warmup)^-0.5 at the end of warmup.
-        learning_rate_scale=args.peak_lr * math.sqrt(d_model * args.warmup_steps),
-        label_smoothing=args.label_smoothing, mixed_precision=args.mixed_precision,
-        seed=args.seed, bleu_samples=args.bleu_samples, bleu_batch_tokens=args.decode_tokens,
-        attention_probes=0, verbose=0)
-    print(f"model dir: {model_dir}\ntraining for at most {args.minutes:g} minutes: "
-          f"preset {args.preset} {overrides}, {training.mixed_precision} precision, "
-          f"{args.batch_tokens} tokens/batch, peak lr {args.peak_lr:g} after "
-          f"{args.warmup_steps} steps, label smoothing {args.label_smoothing}", flush=True)
-    budget = TimeBudget(args.minutes * 60)
+    work_dir = args.work_dir or tempfile.mkdtemp(prefix="tft-quality-")
+    model_dir = os.path.join(work_dir, "model")
+    data = f"dir:{os.path.abspath(args.multi30k)}"
+    train_command = [
+        sys.executable, "-m", "trainers.train", "--model-dir", model_dir, "--data", data,
+        "--source-lang", args.source_lang, "--target-lang", args.target_lang, *RECIPE,
+        "--max-minutes", f"{args.minutes:g}", "--keep-checkpoints", str(args.average),
+        "--seed", str(args.seed), "--verbose", "2"]
+    if args.interval_steps:
+        train_command += ["--steps-per-epoch", str(args.interval_steps)]
     started = time.perf_counter()
-    summary = train(model_dir, training, preset=preset["preset"], model_overrides=overrides,
-                    extra_callbacks=[EpochReport(os.path.join(model_dir, "checkpoints"),
-                                                 args.average), budget])
-    total_seconds, training_seconds = time.perf_counter() - started, budget.elapsed
-    print(f"trained {summary['epoch']} epochs in {training_seconds / 60:.1f} min "
-          f"(vocabulary and data preparation included: {total_seconds / 60:.1f} min) "
-          f"(best validation-sample BLEU {summary['best_val_bleu']} at epoch "
-          f"{summary['best_epoch']}); evaluating", flush=True)
+    summary = json.loads(run(train_command))
+    training_minutes = (time.perf_counter() - started) / 60
 
-    splits = {"validation": read_split(args, "validation")}
+    kept = len([name for name in os.listdir(os.path.join(model_dir, "checkpoints"))
+                if name.startswith("step_")])
+    exports = {"best single": ["--checkpoint", "best"]}
+    if kept >= 2:
+        exports[f"average of last {kept}"] = ["--average-last", str(kept)]
+    loaded = {}
+    for index, (name, option) in enumerate(exports.items(), start=1):
+        export_dir = os.path.join(work_dir, "exports", "quality", str(index))
+        run([sys.executable, "-m", "serving.export", "--model-dir", model_dir,
+             "--export-dir", export_dir, *option])
+        loaded[name] = tf.saved_model.load(export_dir)
+
+    splits = {"validation": read_split(data, "validation", args)}
     for split in args.test_splits.split(","):
-        splits[split] = read_split(args, split)
-    evaluation = evaluate(args, model_dir, splits)
-    chosen = evaluation["chosen_average"]
-    validation = evaluation["validation_greedy"]
-    final = chosen if chosen and validation[chosen] >= validation["best single"] else (
-        "best single")
-    model, _ = load_model(model_dir, "best")
+        splits[split] = read_split(data, split, args)
+    sources, references = splits["validation"]
+    validation = {name: corpus_bleu(translate(export, sources, args.decode_batch), references)
+                  for name, export in loaded.items()}
+    final = max(validation, key=validation.get)
+    print("validation greedy BLEU: " + ", ".join(
+        f"{name} {score:.2f}" for name, score in validation.items()) + f"; keeping {final}")
+
+    decoders = {"greedy": {},
+                f"beam {args.beam_size}, alpha 0": dict(beam_size=args.beam_size, alpha=0.0),
+                f"beam {args.beam_size}, alpha {args.alpha}": dict(beam_size=args.beam_size,
+                                                                   alpha=args.alpha)}
+    test = {}
+    for name, export in loaded.items():
+        for split, (sources, references) in splits.items():
+            if split == "validation":
+                continue
+            for decoder, options in decoders.items():
+                score = corpus_bleu(translate(export, sources, args.decode_batch, **options),
+                             references)
+                test.setdefault(split, {}).setdefault(name, {})[decoder] = score
+                print(f"  {split:18} {name:22} {decoder:20} BLEU {score:6.2f}", flush=True)
+
     payload = {
         "machine": info, "args": vars(args), "model_dir": model_dir,
-        "model_config": model.transformer_config.to_dict(),
-        "parameters": int(sum(np.prod(w.shape) for w in model.weights)),
-        "training_minutes": training_seconds / 60,
-        "training_minutes_with_preparation": total_seconds / 60, "epochs": summary["epoch"],
+        "train_command": " ".join(["tft-train"] + train_command[3:]),
+        "training_minutes": training_minutes, "epochs": summary["epoch"],
+        "optimizer_steps": summary["optimizer_steps"],
+        "train_tokens": summary["train_tokens"],
         "train_tokens_per_second": summary["tokens_per_second"],
-        "best_epoch": summary["best_epoch"],
-        "history": {key: [float(value) for value in values]
-                    for key, values in summary["history"].items()},
-        "evaluation": evaluation, "final_model": final,
+        "best_epoch": summary["best_epoch"], "stopped": summary["stopped"],
+        "evaluation": {"validation_greedy": validation, "test": test},
+        "final_model": final,
     }
-    payload["results_row"] = results_row(args, payload)
-    payload["results_header"] = results_header(args)
+    beam = f"beam {args.beam_size}, alpha {args.alpha}"
+    cells = [f"{args.source_lang}->{args.target_lang}",
+             f"{training_minutes:.1f} min, {summary['epoch']} epochs, "
+             f"{summary['optimizer_steps']} steps, {summary['train_tokens'] / 1e6:.1f}M tokens",
+             final]
+    for split in args.test_splits.split(","):
+        scores = test.get(split, {}).get(final, {})
+        cells.append(f"{scores.get('greedy', float('nan')):.1f} / "
+                     f"{scores.get(beam, float('nan')):.1f}")
+    header = ["pair", "training", "weights"] + [
+        f"{split} greedy / beam {args.beam_size}" for split in args.test_splits.split(",")]
+    payload["results_row"] = "| " + " | ".join(cells) + " |"
+    payload["results_header"] = ("| " + " | ".join(header) + " |\n|" + "|".join(
+        ":--" if i < 3 else "--:" for i in range(len(header))) + "|")
+    json_path = args.json or os.path.join(
+        HERE, "results", f"quality_{args.source_lang}_{args.target_lang}.json")
     common.write_json(json_path, payload)
     print(f"\n{payload['results_header']}\n{payload['results_row']}\nwrote {json_path}")
     return payload

@@ -12,6 +12,7 @@ client sends strings and gets strings. Its signatures:
 
 Usage:
     python -m serving.export --model-dir MODEL_DIR --export-dir EXPORT_BASE/NAME/VERSION
+    python -m serving.export --model-dir MODEL_DIR --export-dir ... --average-last 5
 
 Shape letters: B batch, K top beams.
 """
@@ -25,7 +26,7 @@ import tempfile
 import tensorflow as tf
 
 from serving import versions
-from tf_transformer import model_dir
+from tf_transformer import checkpoints, model_dir
 from tf_transformer.translator import Translator
 
 
@@ -67,9 +68,13 @@ def build_parser():
     parser.add_argument("--export-dir", required=True,
                         help="EXPORT_BASE/NAME/VERSION; without a numeric VERSION the next "
                              "free version number under EXPORT_BASE/NAME is used")
-    parser.add_argument("--checkpoint", default="best",
+    parser.add_argument("--checkpoint", default=None,
                         help="'best' (validation BLEU), 'last', or a .weights.h5 path "
                              "(default: best)")
+    parser.add_argument("--average-last", type=int, default=None, metavar="N",
+                        help="export the average of the last N interval checkpoints "
+                             "(checkpoints/step_*.weights.h5, see tft-train "
+                             "--keep-checkpoints) instead of one checkpoint")
     parser.add_argument("--smoke-test", nargs="*", default=None, metavar="TEXT",
                         help="after exporting, translate these sentences with the export")
     return parser
@@ -78,12 +83,25 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        model, tokenizers = model_dir.load_model(args.model_dir, checkpoint=args.checkpoint)
+        if args.average_last is not None and args.checkpoint is not None:
+            raise ValueError("--checkpoint and --average-last both choose the weights; "
+                             "give one of them.")
+        if args.average_last is not None:
+            paths = checkpoints.last_interval_checkpoints(
+                model_dir.ModelDir(args.model_dir).checkpoints_dir, args.average_last)
+            model, tokenizers = model_dir.load_model(args.model_dir, checkpoint=paths[-1])
+            checkpoints.average_checkpoints(model, paths)
+            weights = (f"average of the last {len(paths)} interval checkpoints: "
+                       + ", ".join(os.path.basename(path) for path in paths))
+        else:
+            checkpoint = args.checkpoint or "best"
+            model, tokenizers = model_dir.load_model(args.model_dir, checkpoint=checkpoint)
+            weights = f"{checkpoint} checkpoint"
         export_dir = export(model, tokenizers, versions.next_version_dir(args.export_dir))
     except ValueError as error:
         print(f"tft-export: error: {error}", file=sys.stderr)
         return 2
-    print(f"Exported {args.model_dir} ({args.checkpoint} checkpoint) to {export_dir}")
+    print(f"Exported {args.model_dir} ({weights}) to {export_dir}")
     print("Signatures: serving_default (greedy), translate_beams, attention")
     if args.smoke_test:
         loaded = tf.saved_model.load(export_dir)

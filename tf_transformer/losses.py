@@ -45,7 +45,16 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         self.pad_id = pad_id
         self.from_logits = from_logits
 
-    def call(self, y_true, y_pred):
+    def token_losses(self, y_true, y_pred):
+        """Per-token smoothed cross-entropy, zero where the label is `pad_id`.
+
+        Summing these and dividing by the number of real tokens gives the token mean; a trainer
+        that spreads a batch over replicas or micro-batches divides the sum by the token count
+        of the whole step instead (see `trainers.steps`).
+
+        Returns:
+            (losses [B, T] float32, mask [B, T] float32: 1.0 at real tokens, 0.0 at padding).
+        """
         y_true = tf.cast(y_true, tf.int32)
         y_pred = tf.cast(y_pred, tf.float32)
         if self.from_logits:
@@ -58,12 +67,15 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         token_loss = -(1.0 - eps) * true_log_prob - eps / vocab_size * tf.reduce_sum(
             log_probs, axis=-1)  # [B, T]
         mask = tf.cast(tf.not_equal(y_true, self.pad_id), tf.float32)  # [B, T]
+        return token_loss * mask, mask
+
+    def call(self, y_true, y_pred):
+        token_loss, mask = self.token_losses(y_true, y_pred)  # [B, T]
         # Per-position losses weighted so that Keras's mean over all B*T positions is the mean
         # over real tokens. Returning [B, T] rather than a scalar also lets Keras divide the
         # loss by the number of replicas under tf.distribute, so gradients are averaged.
         positions = tf.cast(tf.size(mask), tf.float32)
-        weight = mask * positions / tf.maximum(tf.reduce_sum(mask), 1.0)  # [B, T]
-        return token_loss * weight  # [B, T]
+        return token_loss * positions / tf.maximum(tf.reduce_sum(mask), 1.0)  # [B, T]
 
     def get_config(self):
         config = super().get_config()

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_transformer import checkpoints as checkpoints_lib
 from tf_transformer.layers.masks import PAD_ID
 from tf_transformer.metrics import corpus_bleu
 from tf_transformer.tensorboard import summaries
@@ -232,6 +233,98 @@ class BestRecordCallback(keras.callbacks.Callback):
         if self.best is None or self.sign * value > self.sign * self.best:
             self.best = float(value)
             model_dir_lib.write_best(self.model_dir, epoch + 1, self.monitor, value)
+
+
+class IntervalCheckpoint(keras.callbacks.Callback):
+    """Saves the weights at the end of every epoch as `step_STEP.weights.h5` (STEP: the
+    optimizer step reached) and deletes all but the last `keep`.
+
+    Each file is written under a temporary name and renamed into place, so a process killed
+    while saving leaves either the whole checkpoint or none. Put it before
+    `BackupAndRestore`: a run killed between the two redoes the epoch and writes the same file.
+
+    Args:
+        checkpoints_dir: str, the model directory's checkpoints folder.
+        keep: int. Checkpoints kept (the newest); must be positive.
+    """
+
+    def __init__(self, checkpoints_dir, keep):
+        super().__init__()
+        if keep < 1:
+            raise ValueError(f"`keep` must be positive; received keep={keep!r}.")
+        self.checkpoints_dir = checkpoints_dir
+        self.keep = keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.checkpoints_dir, exist_ok=True)
+        path = checkpoints_lib.interval_checkpoint_path(
+            self.checkpoints_dir, int(self.model.optimizer.iterations.numpy()))
+        partial = path[:-len(".weights.h5")] + ".partial.weights.h5"
+        self.model.save_weights(partial, overwrite=True)
+        os.replace(partial, path)
+        for _, old in checkpoints_lib.list_interval_checkpoints(self.checkpoints_dir)[
+                :-self.keep]:
+            os.remove(old)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`keras.callbacks.EarlyStopping` on validation BLEU that a resumed run continues.
+
+    A restarted run starts from the best score of the earlier runs (checkpoints/best.json)
+    and from the epochs already waited since it, instead of from nothing.
+
+    Args:
+        patience: int. Epochs without a strictly better BLEU before stopping.
+        best: dict or None. `model_dir.read_best(...)` of the earlier runs.
+        initial_epoch: int, default 0. Epochs finished before this run.
+    """
+
+    def __init__(self, patience, best=None, initial_epoch=0):
+        super().__init__(monitor="val_bleu", mode="max", patience=patience)
+        self.previous_best = best if best and best["monitor"] == "val_bleu" else None
+        self.initial_epoch = initial_epoch
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.previous_best is not None:
+            self.best = self.previous_best["value"]
+            self.wait = self.initial_epoch - self.previous_best["epoch"]
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training at the end of an epoch when the next one would overrun a time budget.
+
+    The next epoch is assumed to last as long as the longest so far (callbacks placed before
+    this one included), so the run ends on a finished epoch whose checkpoints and backup are
+    written. At least one epoch runs.
+
+    Args:
+        seconds: float, the budget.
+        started: float or None. `time.perf_counter()` when the budget began; None: when
+            training begins.
+    """
+
+    def __init__(self, seconds, started=None):
+        super().__init__()
+        self.seconds = seconds
+        self.started = started
+        self.stopped = False
+        self._epoch_started = None
+        self._longest_epoch = 0.0
+
+    def on_train_begin(self, logs=None):
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self._longest_epoch = max(self._longest_epoch, now - self._epoch_started)
+        if now - self.started + self._longest_epoch > self.seconds:
+            self.stopped = True
+            self.model.stop_training = True
 
 
 class AttentionCallback(keras.callbacks.Callback):

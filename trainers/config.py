@@ -30,7 +30,11 @@ class TrainingConfig:
             on, so sentences per side; None uses every pair.
         batch_tokens: int, default 4096. Token budget of one batch per replica and side
             (source and target each stay within it); the global batch is this times the
-            number of replicas.
+            number of replicas (and `accumulate_steps`).
+        accumulate_steps: int, default 1. Micro-batches per optimizer step (gradient
+            accumulation): one step then trains on batch_tokens x replicas x accumulate_steps
+            tokens per side, weighted exactly as one batch of that size. Steps, intervals and
+            the learning rate schedule count optimizer steps.
         max_length: int, default 64. Longest source/target sequence in tokens; longer pairs
             are dropped from training.
         shuffle_buffer: int, default 20000. Pairs in the shuffle buffer.
@@ -67,6 +71,15 @@ class TrainingConfig:
             that epoch's start, so the result equals an uninterrupted run). An integer backs up
             every that many steps as well; Keras then restarts the interrupted epoch from
             the saved weights, so its first batches are seen twice.
+        keep_checkpoints: int, default 5. Interval checkpoints (the weights at the end of each
+            epoch, checkpoints/step_STEP.weights.h5) kept; older ones are deleted. 0 keeps none.
+            `tft-export --average-last N` averages the last N of them.
+        early_stopping_patience: int or None, default None. Stop when validation BLEU has not
+            improved for this many epochs (needs bleu_samples > 0); None never stops early.
+        max_minutes: float or None, default None. Time budget of the run (start-up included):
+            no epoch is started that would not end within it, judged by the longest epoch so
+            far, so the run stops at an epoch end with its checkpoints and backup written and
+            resumes from there. None: no budget.
         verbose: int, default 1. Keras progress output: 0 silent, 1 progress bar, 2 one line
             per epoch.
     """
@@ -81,6 +94,7 @@ class TrainingConfig:
     lowercase: bool = False
     vocab_sample_size: int | None = 1_000_000
     batch_tokens: int = 4096
+    accumulate_steps: int = 1
     max_length: int = 64
     shuffle_buffer: int = 20_000
     epochs: int = 10
@@ -103,23 +117,28 @@ class TrainingConfig:
     attention_probes: int = 2
     attention_images: bool = True
     backup_every_steps: int | None = None
+    keep_checkpoints: int = 5
+    early_stopping_patience: int | None = None
+    max_minutes: float | None = None
     verbose: int = 1
 
     def __post_init__(self):
-        positive = ("vocab_size", "batch_tokens", "max_length", "epochs", "warmup_steps",
-                    "bleu_batch_tokens")
+        positive = ("vocab_size", "batch_tokens", "accumulate_steps", "max_length", "epochs",
+                    "warmup_steps", "bleu_batch_tokens")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer; received {name}={value!r}.")
         optional_positive = ("max_train_examples", "vocab_sample_size", "train_steps",
-                             "steps_per_epoch", "validation_steps", "backup_every_steps")
+                             "steps_per_epoch", "validation_steps", "backup_every_steps",
+                             "early_stopping_patience")
         for name in optional_positive:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(
                     f"`{name}` must be None or a positive integer; received {name}={value!r}.")
-        for name in ("bleu_samples", "attention_probes", "shuffle_buffer", "seed"):
+        for name in ("bleu_samples", "attention_probes", "shuffle_buffer", "seed",
+                     "keep_checkpoints"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"`{name}` must be a non-negative integer; received "
@@ -129,6 +148,14 @@ class TrainingConfig:
                 f"`batch_tokens` must be at least `max_length` so that the longest pair fits in "
                 f"a batch; received batch_tokens={self.batch_tokens}, "
                 f"max_length={self.max_length}.")
+        if self.early_stopping_patience is not None and not self.bleu_samples:
+            raise ValueError(
+                "`early_stopping_patience` stops on validation BLEU, which bleu_samples=0 "
+                f"disables; received early_stopping_patience={self.early_stopping_patience}. "
+                "Set bleu_samples > 0 or drop early_stopping_patience.")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"`max_minutes` must be None or positive; received "
+                             f"max_minutes={self.max_minutes!r}.")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"`strategy` must be one of {STRATEGIES}; received "
                              f"strategy={self.strategy!r}.")

@@ -11,7 +11,7 @@ Keras computes on one machine (`tf.reduce_mean` of the replicas' results).
 
 import tensorflow as tf
 
-import tf_transformer
+from trainers.steps import TokenWeightedTransformer
 
 
 def _with_replica_axis(logs):
@@ -20,11 +20,11 @@ def _with_replica_axis(logs):
             for name, value in logs.items()}
 
 
-class MultiWorkerTransformer(tf_transformer.Transformer):
-    """`tf_transformer.Transformer` whose train and test steps return results of shape [1].
+class MultiWorkerTransformer(TokenWeightedTransformer):
+    """`TokenWeightedTransformer` whose train and test steps return results of shape [1].
 
-    Same layers, weights and checkpoints as `Transformer` (weights saved by one load into the
-    other); use it only to `fit`/`evaluate` under `MultiWorkerMirroredStrategy`.
+    Same layers, weights and checkpoints as `tf_transformer.Transformer` (weights saved by one
+    load into the other); use it only to `fit`/`evaluate` under `MultiWorkerMirroredStrategy`.
     """
 
     def train_step(self, data):

@@ -33,6 +33,11 @@ from trainers import model_dir as model_dir_lib  # noqa: E402
 from trainers import strategy as strategy_lib  # noqa: E402
 from trainers.config import MIXED_PRECISION_POLICIES, STRATEGIES, TrainingConfig  # noqa: E402
 from trainers.multi_worker import MultiWorkerTransformer  # noqa: E402
+from trainers.steps import (  # noqa: E402
+    TokenWeightedTransformer,
+    group_micro_batches,
+    input_options,
+)
 
 logger = logging.getLogger("trainers.train")
 
@@ -63,7 +68,9 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
     Returns:
         dict with "epochs_run", "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
         "val_bleu", "best_epoch", "best_val_bleu", "seconds", "tokens_per_second",
-        "steps_per_epoch", "replicas", "strategy", "model_dir", "samples" (a few
+        "steps_per_epoch", "optimizer_steps", "train_tokens" (target tokens trained on in
+        this run), "accumulate_steps", "stopped" (None, "time
+        budget" or "early stopping"), "replicas", "strategy", "model_dir", "samples" (a few
         (source, reference, translation) triples) and "history" (per-epoch logs of this run).
 
     Raises:
@@ -95,9 +102,12 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
         "data": training.data, "source_lang": splits.source_lang,
         "target_lang": splits.target_lang, "max_train_examples": training.max_train_examples,
         "batch_tokens": training.batch_tokens, "max_length": training.max_length,
-        "input_pipelines": num_pipelines, "replicas_per_pipeline": replicas_per_pipeline}
+        "input_pipelines": num_pipelines, "replicas_per_pipeline": replicas_per_pipeline,
+        "accumulate_steps": training.accumulate_steps}
     epochs, steps_per_epoch = _run_length(training, paths, chief, count_settings, lambda: (
-        _count_epoch_steps(train_pairs, tokenizers, num_pipelines, replicas_per_pipeline,
+        _count_epoch_steps(train_pairs, tokenizers, num_pipelines,
+                           # An optimizer step takes accumulate_steps batches per replica.
+                           replicas_per_pipeline * training.accumulate_steps,
                            shuffle_buffer=training.shuffle_buffer,
                            seed=epoch_seed(training.seed, 0), **batch_options)))
     validation_steps = training.validation_steps or _stored_count(
@@ -128,14 +138,15 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
     else:
         stream = _training_stream(train_pairs, tokenizers, training, steps_per_epoch,
                                   initial_epoch, batch_options)
-    train_data = strategy.distribute_datasets_from_function(stream)
+    train_data = strategy.distribute_datasets_from_function(
+        stream, options=input_options(training.accumulate_steps))
     validation_data = strategy.distribute_datasets_from_function(_validation_stream(
         splits.validation, tokenizers, validation_steps, batch_options))
 
-    model_class = (MultiWorkerTransformer if num_pipelines > 1
-                   else tf_transformer.Transformer)
+    model_class = MultiWorkerTransformer if num_pipelines > 1 else TokenWeightedTransformer
     with strategy.scope():
-        model = model_class(model_config, dtype=training.dtype_policy)
+        model = model_class(model_config, accumulate_steps=training.accumulate_steps,
+                            dtype=training.dtype_policy)
         schedule = tf_transformer.WarmupInverseSqrtSchedule(
             model_config.d_model, training.warmup_steps, training.learning_rate_scale)
         optimizer = keras.optimizers.Adam(schedule, beta_1=training.adam_beta_1,
@@ -153,8 +164,8 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
         max(training.bleu_samples, training.attention_probes)).as_numpy_iterator())
     sources = [source.decode("utf-8") for source, _ in validation_sample]
     references = [target.decode("utf-8") for _, target in validation_sample]
-    callbacks, throughput, bleu = _callbacks(
-        paths, own, chief, tokenizers, training, sources, references)
+    callbacks, throughput, bleu, budget = _callbacks(
+        paths, own, chief, tokenizers, training, sources, references, initial_epoch, started)
     callbacks.insert(0, callbacks_lib.FirstStepTimer(logger, started))
     if training.train_steps:
         # The last interval ends at exactly train_steps optimizer steps.
@@ -176,6 +187,11 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
         if bleu is not None:
             last["val_bleu"] = bleu.bleu()
     best = read_best(own)
+    stopped = None
+    if budget is not None and budget.stopped:
+        stopped = "time budget"
+    elif epochs_run and initial_epoch + epochs_run < epochs:
+        stopped = "early stopping"
     samples = []
     if bleu is not None:
         samples = list(zip(sources, references, bleu.last_translations))[:5]
@@ -192,6 +208,10 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
         "seconds": time.perf_counter() - started,
         "tokens_per_second": throughput.tokens_per_second,
         "steps_per_epoch": steps_per_epoch,
+        "optimizer_steps": int(model.optimizer.iterations.numpy()),
+        "train_tokens": float(sum(history.history.get("tokens", []))),
+        "accumulate_steps": training.accumulate_steps,
+        "stopped": stopped,
         "replicas": strategy.num_replicas_in_sync,
         "strategy": strategy_lib.strategy_name(strategy),
         "model_dir": paths.root,
@@ -343,8 +363,9 @@ def _training_stream(pairs, tokenizers, training, steps_per_epoch, initial_epoch
     """`dataset_fn` of the epochs from `initial_epoch` on, each exactly `steps_per_epoch`
     steps long and shuffled with `epoch_seed(seed, epoch)`."""
     def dataset_fn(context):
-        batches_per_epoch = steps_per_epoch * (context.num_replicas_in_sync //
-                                               context.num_input_pipelines)
+        # Each optimizer step takes accumulate_steps batches per replica.
+        batches_per_epoch = steps_per_epoch * training.accumulate_steps * (
+            context.num_replicas_in_sync // context.num_input_pipelines)
         epochs = []
         # At least one epoch, so that a finished run (nothing left) still has a dataset.
         for epoch in range(initial_epoch, max(training.epochs, initial_epoch + 1)):
@@ -355,7 +376,8 @@ def _training_stream(pairs, tokenizers, training, steps_per_epoch, initial_epoch
         stream = epochs[0]
         for epoch_batches in epochs[1:]:
             stream = stream.concatenate(epoch_batches)
-        return stream.prefetch(tf.data.AUTOTUNE)
+        return group_micro_batches(stream, training.accumulate_steps).prefetch(
+            tf.data.AUTOTUNE)
 
     return dataset_fn
 
@@ -369,7 +391,8 @@ def _step_stream(pairs, tokenizers, training, initial_epoch, batch_options):
         batches = data_lib.make_distributed_batches_fn(
             pairs, tokenizers, shuffle_buffer=training.shuffle_buffer,
             seed=epoch_seed(training.seed, initial_epoch), **batch_options)(context)
-        return batches.repeat().prefetch(tf.data.AUTOTUNE)
+        return group_micro_batches(batches.repeat(), training.accumulate_steps).prefetch(
+            tf.data.AUTOTUNE)
 
     return dataset_fn
 
@@ -387,8 +410,10 @@ def _validation_stream(pairs, tokenizers, validation_steps, batch_options):
     return dataset_fn
 
 
-def _callbacks(paths, own, chief, tokenizers, training, sources, references):
-    """The trainer's callbacks, in the order they must run at the end of an epoch."""
+def _callbacks(paths, own, chief, tokenizers, training, sources, references, initial_epoch,
+               started):
+    """The trainer's callbacks, in the order they must run at the end of an epoch; also
+    returns the throughput, BLEU (or None) and time budget (or None) callbacks."""
     throughput = callbacks_lib.ThroughputCallback()
     callbacks = [throughput]
     bleu = None
@@ -399,6 +424,9 @@ def _callbacks(paths, own, chief, tokenizers, training, sources, references):
             lowercase=training.lowercase,
             log_dir=os.path.join(own.logs_dir, "validation") if chief else None)
         callbacks.append(bleu)
+    if training.early_stopping_patience:
+        callbacks.append(callbacks_lib.ResumableEarlyStopping(
+            training.early_stopping_patience, read_best(own), initial_epoch))
     if chief and training.attention_probes:
         callbacks.append(callbacks_lib.AttentionCallback(
             tokenizers, sources[:training.attention_probes],
@@ -414,6 +442,11 @@ def _callbacks(paths, own, chief, tokenizers, training, sources, references):
             save_weights_only=True, initial_value_threshold=best_value),
         callbacks_lib.BestRecordCallback(own, monitor=monitor, mode=mode, best=best_value),
         keras.callbacks.ModelCheckpoint(own.checkpoint("last"), save_weights_only=True),
+    ]
+    if training.keep_checkpoints:
+        callbacks.append(callbacks_lib.IntervalCheckpoint(own.checkpoints_dir,
+                                                          training.keep_checkpoints))
+    callbacks += [
         keras.callbacks.BackupAndRestore(
             own.backup_dir, save_freq=training.backup_every_steps or "epoch",
             delete_checkpoint=False),
@@ -424,7 +457,12 @@ def _callbacks(paths, own, chief, tokenizers, training, sources, references):
             callbacks_lib.GraphSummaryCallback(os.path.join(own.logs_dir, "train")),
             callbacks_lib.EmbeddingSummaryCallback(tokenizers, own.logs_dir),
         ]
-    return callbacks, throughput, bleu
+    budget = None
+    if training.max_minutes:
+        # Last, so that the epoch it times includes every other callback's work.
+        budget = callbacks_lib.TimeBudget(training.max_minutes * 60, started=started)
+        callbacks.append(budget)
+    return callbacks, throughput, bleu, budget
 
 
 def format_summary(summary):

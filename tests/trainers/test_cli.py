@@ -23,21 +23,40 @@ def test_arguments_become_configs():
     args = build_parser().parse_args([
         "--model-dir", "x", "--preset", "tiny", "--num-layers", "3", "--d-model", "32",
         "--max-length", "20", "--model-max-length", "40", "--no-shared-vocab",
-        "--mixed-precision", "bf16", "--jit-compile", "--strategy", "mirrored"])
+        "--mixed-precision", "bf16", "--jit-compile", "--strategy", "mirrored",
+        "--accumulate-steps", "4", "--keep-checkpoints", "3", "--early-stopping-patience", "2",
+        "--max-minutes", "1.5"])
     training, preset, overrides = configs_from_args(args)
     assert preset == "tiny"
     assert overrides == {"num_encoder_layers": 3, "num_decoder_layers": 3, "d_model": 32,
                          "max_length": 40}
     assert training == TrainingConfig(max_length=20, shared_vocab=False, mixed_precision="bf16",
-                                      jit_compile=True, strategy="mirrored")
+                                      jit_compile=True, strategy="mirrored", accumulate_steps=4,
+                                      keep_checkpoints=3, early_stopping_patience=2,
+                                      max_minutes=1.5)
     assert training.dtype_policy == "mixed_bfloat16"
 
 
 @pytest.mark.parametrize("field,value", [("batch_tokens", 0), ("strategy", "gpu"),
-                                         ("mixed_precision", "fp8"), ("label_smoothing", 1.0)])
+                                         ("mixed_precision", "fp8"), ("label_smoothing", 1.0),
+                                         ("accumulate_steps", 0), ("keep_checkpoints", -1),
+                                         ("early_stopping_patience", 0), ("max_minutes", 0.0)])
 def test_bad_training_settings_name_the_value(field, value):
     with pytest.raises(ValueError, match=field):
         TrainingConfig(**{field: value})
+
+
+def test_accumulate_steps_zero_is_a_clear_cli_error(tmp_path):
+    result = run_cli("--model-dir", str(tmp_path / "run"), "--accumulate-steps", "0",
+                     timeout=120)
+    assert result.returncode == 2
+    assert "`accumulate_steps` must be a positive integer; received accumulate_steps=0" in (
+        result.stderr)
+
+
+def test_early_stopping_needs_bleu():
+    with pytest.raises(ValueError, match="bleu_samples=0"):
+        TrainingConfig(early_stopping_patience=3, bleu_samples=0)
 
 
 def test_tpu_strategy_without_tpu_fails_fast(tmp_path):
