@@ -145,23 +145,25 @@ def _suppress_end(model):
 
 
 def measure(methods, batches, repeats=1):
-    """Times every method over `batches`; returns {name: (best seconds, tokens)}.
+    """Times every method over `batches`; returns {name: (seconds, tokens)}.
 
-    Each method takes a batch and returns the number of tokens it generated. Methods take
-    turns within each repeat, so that load from other processes on a shared machine falls on
-    all of them alike; the fastest of the `repeats` passes counts.
+    Each method takes a batch and returns the number of tokens it generated. The methods take
+    turns batch by batch, so that load from other processes on a shared machine falls on all
+    of them alike, and each batch counts with the fastest of its `repeats` timings.
     """
     for method in methods.values():
         method(batches[0])  # warm-up: tracing and first-call costs are not decoding
-    best = {name: (float("inf"), 0) for name in methods}
-    for _ in range(repeats):
-        for name, method in methods.items():
-            tokens = 0
-            started = time.perf_counter()
-            for batch in batches:
-                tokens += method(batch)
-            best[name] = min(best[name], (time.perf_counter() - started, tokens))
-    return best
+    best = {name: [float("inf")] * len(batches) for name in methods}
+    tokens = dict.fromkeys(methods, 0)
+    for repeat in range(repeats):
+        for index, batch in enumerate(batches):
+            for name, method in methods.items():
+                started = time.perf_counter()
+                generated = method(batch)
+                best[name][index] = min(best[name][index], time.perf_counter() - started)
+                if repeat == 0:
+                    tokens[name] += generated
+    return {name: (sum(best[name]), tokens[name]) for name in methods}
 
 
 def _ours(decode):
@@ -189,7 +191,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2,
                         help="CPU threads for TensorFlow and CTranslate2 (intra-op)")
     parser.add_argument("--repeats", type=int, default=2,
-                        help="timed passes over the sentences; the fastest counts")
+                        help="timed passes over the sentences; each batch's fastest counts")
     parser.add_argument("--no-ct2", action="store_true", help="skip the CTranslate2 peer")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
