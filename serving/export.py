@@ -30,6 +30,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
 from tf_transformer import decoding
+from tf_transformer.model import with_compute_dtype
 from tf_transformer.text import PAD_ID, START_ID
 
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
@@ -186,6 +187,9 @@ def build_parser():
     parser.add_argument("--checkpoint", default="best",
                         help="'best' (validation BLEU), 'last', or a .weights.h5 path "
                              "(default: best)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="compute dtype of the exported model; weights stay float32 "
+                             "(default: float32)")
     parser.add_argument("--smoke-test", nargs="*", default=None, metavar="TEXT",
                         help="after exporting, translate these sentences with the export")
     return parser
@@ -197,11 +201,13 @@ def main(argv=None):
 
     try:
         model, tokenizers, _ = load_model_dir(args.model_dir, checkpoint=args.checkpoint)
+        model = with_compute_dtype(model, args.dtype)
         export_dir = export(model, tokenizers, resolve_export_dir(args.export_dir))
     except ValueError as error:
         print(f"tft-export: error: {error}", file=sys.stderr)
         return 2
-    print(f"Exported {args.model_dir} ({args.checkpoint} checkpoint) to {export_dir}")
+    print(f"Exported {args.model_dir} ({args.checkpoint} checkpoint, {args.dtype} compute) "
+          f"to {export_dir}")
     print("Signatures: serving_default (greedy), translate_beams, attention")
     if args.smoke_test:
         loaded = tf.saved_model.load(export_dir)
