@@ -16,6 +16,10 @@ inputs translate to whatever the model says for an empty sentence.
 
 Usage:
     python -m serving.export --model-dir MODEL_DIR --export-dir EXPORT_BASE/NAME/VERSION
+        [--dtype float32|bfloat16|float16]
+
+`--dtype bfloat16` (or `float16`) exports reduced-precision compute for GPUs and for CPUs with
+AVX512-BF16 or AMX; weights, softmax, logits and scores stay float32.
 
 Shape letters: B batch, S source length, T target length, L layers, N heads, K top beams.
 """
