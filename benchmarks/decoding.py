@@ -1,18 +1,22 @@
-"""Decoding throughput: uncached greedy vs cached greedy vs beam search, side by side.
+"""Decoding throughput of tf_transformer and CTranslate2, side by side in one run.
 
 Prints sentences/s and generated target tokens/s at each batch size for:
 - uncached greedy: re-runs the decoder on the whole prefix at every step (the TensorFlow
   tutorial's loop), O(C^2) decoder work;
 - cached greedy: one decoder position per step on the key/value cache;
-- beam search (beam 4) on the cache.
+- beam search (beam 4) on the cache;
+- CTranslate2 greedy and beam 4, in float32 and int8, on a model of the same shape built
+  through `ctranslate2.specs` with random weights (`--no-ct2` skips it).
 
 Sources are sentences of the bundled anki_spa_eng test split. Without --model-dir, a `small`
 model with random weights is used and END is never chosen, so every sentence decodes exactly
---output-length tokens (the ratio is about decoding cost, not translation quality).
+--output-length tokens (the ratio is about decoding cost, not translation quality); the
+CTranslate2 peer gets the same sources and min_decoding_length = max_decoding_length =
+--output-length.
 
 Usage:
     python benchmarks/decoding.py [--model-dir MODEL_DIR] [--sentences 64]
-        [--batch-sizes 1 32] [--output-length 30]
+        [--batch-sizes 1 32] [--output-length 30] [--threads 2] [--repeats 1] [--no-ct2]
 """
 
 import argparse
@@ -31,6 +35,10 @@ import tf_transformer  # noqa: E402
 from tf_transformer import decoding  # noqa: E402
 from tf_transformer.data import load_parallel  # noqa: E402
 
+# CTranslate2's names for the reserved ids PAD, UNK, START, END.
+CT2_SPECIALS = ("<blank>", "<unk>", "<s>", "</s>")
+BEAM_SIZE = 4
+
 
 def _model_and_tokenizer(args):
     if args.model_dir:
@@ -48,6 +56,73 @@ def _model_and_tokenizer(args):
     config = tf_transformer.TransformerConfig.preset(
         args.preset, vocab_size=tokenizers.source.vocab_size, dropout=0.0)
     return tf_transformer.Transformer(config), tokenizers.source, True
+
+
+def _ct2_token(token_id):
+    """CTranslate2 works on token strings: ids become "<blank>", "<unk>", "<s>", "</s>", "t4"..."""
+    return CT2_SPECIALS[token_id] if token_id < len(CT2_SPECIALS) else f"t{token_id}"
+
+
+def build_ct2_model(config, directory, seed=0):
+    """Saves a CTranslate2 Transformer of `config`'s shape with random weights to `directory`.
+
+    The peer is built through `ctranslate2.specs` rather than converted, so no other framework
+    is needed; weights are uniform in +-sqrt(6 / (fan_in + fan_out)) as Keras's default.
+    """
+    import ctranslate2
+
+    rng = np.random.default_rng(seed)
+    width, inner, vocab = config.d_model, config.d_ff, config.target_vocab_size
+
+    def glorot(rows, columns):  # CTranslate2 stores linear weights [out, in]
+        limit = np.sqrt(6.0 / (rows + columns))
+        return rng.uniform(-limit, limit, (rows, columns)).astype(np.float32)
+
+    def linear(spec, rows, columns):
+        spec.weight = glorot(rows, columns)
+        spec.bias = np.zeros([rows], np.float32)
+
+    def norm(spec):
+        spec.gamma = np.ones([width], np.float32)
+        spec.beta = np.zeros([width], np.float32)
+
+    def feed_forward(spec):
+        norm(spec.layer_norm)
+        linear(spec.linear_0, inner, width)
+        linear(spec.linear_1, width, inner)
+
+    spec = ctranslate2.specs.TransformerSpec.from_config(
+        (config.num_encoder_layers, config.num_decoder_layers), config.num_heads,
+        pre_norm=config.norm_first)
+    embedding = glorot(vocab, width)
+    spec.encoder.embeddings[0].weight = embedding
+    spec.decoder.embeddings.weight = embedding
+    spec.decoder.projection.weight = embedding
+    spec.decoder.projection.bias = np.zeros([vocab], np.float32)
+    for stack in (spec.encoder, spec.decoder):
+        if hasattr(stack, "layer_norm"):
+            norm(stack.layer_norm)
+    for layer in spec.encoder.layer:
+        norm(layer.self_attention.layer_norm)
+        linear(layer.self_attention.linear[0], 3 * width, width)  # fused Q/K/V
+        linear(layer.self_attention.linear[1], width, width)
+        feed_forward(layer.ffn)
+    for layer in spec.decoder.layer:
+        norm(layer.self_attention.layer_norm)
+        linear(layer.self_attention.linear[0], 3 * width, width)  # fused Q/K/V
+        linear(layer.self_attention.linear[1], width, width)
+        norm(layer.attention.layer_norm)
+        linear(layer.attention.linear[0], width, width)  # Q
+        linear(layer.attention.linear[1], 2 * width, width)  # fused K/V of the source
+        linear(layer.attention.linear[2], width, width)
+        feed_forward(layer.ffn)
+    tokens = [_ct2_token(i) for i in range(vocab)]
+    spec.register_source_vocabulary(tokens)
+    spec.register_target_vocabulary(tokens)
+    spec.validate()
+    os.makedirs(directory, exist_ok=True)
+    spec.save(directory)
+    return directory
 
 
 def _suppress_end(model):
@@ -69,15 +144,40 @@ def _suppress_end(model):
     model.decode = decode
 
 
-def measure(fn, batches):
-    """Runs `fn` over `batches` (after one warm-up call); returns (seconds, tokens)."""
-    fn(batches[0])
-    tokens = 0
-    started = time.perf_counter()
-    for batch in batches:
-        ids = fn(batch).ids.numpy()
-        tokens += int(np.count_nonzero(ids))
-    return time.perf_counter() - started, tokens
+def measure(methods, batches, repeats=1):
+    """Times every method over `batches`; returns {name: (seconds, tokens)}.
+
+    Each method takes a batch and returns the number of tokens it generated. The methods take
+    turns batch by batch, so that load from other processes on a shared machine falls on all
+    of them alike, and each batch counts with the fastest of its `repeats` timings.
+    """
+    for method in methods.values():
+        method(batches[0])  # warm-up: tracing and first-call costs are not decoding
+    best = {name: [float("inf")] * len(batches) for name in methods}
+    tokens = dict.fromkeys(methods, 0)
+    for repeat in range(repeats):
+        for index, batch in enumerate(batches):
+            for name, method in methods.items():
+                started = time.perf_counter()
+                generated = method(batch)
+                best[name][index] = min(best[name][index], time.perf_counter() - started)
+                if repeat == 0:
+                    tokens[name] += generated
+    return {name: (sum(best[name]), tokens[name]) for name in methods}
+
+
+def _ours(decode):
+    compiled = tf.function(decode, input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    return lambda batch: int(np.count_nonzero(compiled(batch).ids.numpy()))
+
+
+def _ct2(translator, **options):
+    def run(batch):
+        sources = [[_ct2_token(int(i)) for i in row if i != 0] for row in batch.numpy()]
+        results = translator.translate_batch(sources, max_batch_size=len(sources), **options)
+        return sum(len(result.hypotheses[0]) for result in results)
+
+    return run
 
 
 def main(argv=None):
@@ -88,9 +188,15 @@ def main(argv=None):
     parser.add_argument("--sentences", type=int, default=64)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--output-length", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="CPU threads for TensorFlow and CTranslate2 (intra-op)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="timed passes over the sentences; each batch's fastest counts")
+    parser.add_argument("--no-ct2", action="store_true", help="skip the CTranslate2 peer")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     model, tokenizer, random_weights = _model_and_tokenizer(args)
     if random_weights:
         _suppress_end(model)
@@ -100,43 +206,69 @@ def main(argv=None):
     # The budget must not end sentences before the cap: only the cap limits them.
     budget = dict(max_length=cap, length_ratio=0.0, length_offset=cap)
     methods = {
-        "uncached greedy": lambda s: decoding.greedy_decode_uncached(model, s, **budget),
-        "cached greedy": lambda s: decoding.greedy_decode(model, s, **budget),
-        "beam search (4)": lambda s: decoding.beam_search(model, s, beam_size=4, alpha=0.6,
-                                                         **budget),
+        "uncached greedy": _ours(
+            lambda s: decoding.greedy_decode_uncached(model, s, **budget)),
+        "cached greedy": _ours(lambda s: decoding.greedy_decode(model, s, **budget)),
+        f"beam {BEAM_SIZE}": _ours(
+            lambda s: decoding.beam_search(model, s, beam_size=BEAM_SIZE, alpha=0.6, **budget)),
     }
+    if not args.no_ct2 and random_weights:
+        import ctranslate2
+
+        ct2_dir = build_ct2_model(model.transformer_config,
+                                  os.path.join(tempfile.mkdtemp(), "ct2"))
+        fixed = dict(min_decoding_length=cap, max_decoding_length=cap, length_penalty=0.6)
+        for compute_type in ("float32", "int8"):
+            translator = ctranslate2.Translator(ct2_dir, device="cpu", compute_type=compute_type,
+                                                intra_threads=args.threads, inter_threads=1)
+            methods[f"ct2 {compute_type} greedy"] = _ct2(translator, beam_size=1, **fixed)
+            methods[f"ct2 {compute_type} beam {BEAM_SIZE}"] = _ct2(
+                translator, beam_size=BEAM_SIZE, **fixed)
     print(f"model: {'random ' if random_weights else ''}{model.transformer_config.d_model}-wide, "
           f"{model.transformer_config.num_encoder_layers}+"
           f"{model.transformer_config.num_decoder_layers} layers, "
           f"{model.count_params():,} parameters; {len(texts)} test sentences; "
-          f"up to {cap} output tokens")
+          f"up to {cap} output tokens; {args.threads} threads")
     rows = []
     for batch_size in args.batch_sizes:
         batches = [tokenizer.tokenize_padded(tf.constant(texts[i:i + batch_size]),
                                              model.transformer_config.max_length)
                    for i in range(0, len(texts), batch_size)]
-        for name, method in methods.items():
-            # One trace for every batch shape: tracing is not decoding.
-            compiled = tf.function(method, input_signature=[tf.TensorSpec([None, None], tf.int32)])
-            seconds, tokens = measure(compiled, batches)
+        for name, (seconds, tokens) in measure(methods, batches, args.repeats).items():
             rows.append({"method": name, "batch_size": batch_size,
                          "sentences_per_second": len(texts) / seconds,
                          "tokens_per_second": tokens / seconds,
                          "tokens_per_sentence": tokens / len(texts), "seconds": seconds})
-    print(f"\n{'method':<18} {'batch':>5} {'sent/s':>9} {'tokens/s':>10} {'tok/sent':>9}")
+    print(f"\n{'method':<20} {'batch':>5} {'sent/s':>9} {'tokens/s':>10} {'tok/sent':>9}")
     for row in rows:
-        print(f"{row['method']:<18} {row['batch_size']:>5} {row['sentences_per_second']:>9.1f} "
+        print(f"{row['method']:<20} {row['batch_size']:>5} {row['sentences_per_second']:>9.1f} "
               f"{row['tokens_per_second']:>10.1f} {row['tokens_per_sentence']:>9.1f}")
     print()
-    for batch_size in args.batch_sizes:
-        by_name = {r["method"]: r for r in rows if r["batch_size"] == batch_size}
-        ratio = (by_name["cached greedy"]["sentences_per_second"]
-                 / by_name["uncached greedy"]["sentences_per_second"])
-        print(f"batch {batch_size}: cached greedy is {ratio:.1f}x uncached greedy")
+    _print_ratios(rows, args.batch_sizes)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(rows, f, indent=2)
     return rows
+
+
+def _print_ratios(rows, batch_sizes):
+    speed = {(r["method"], r["batch_size"]): r["sentences_per_second"] for r in rows}
+    beam = f"beam {BEAM_SIZE}"
+    for batch_size in batch_sizes:
+        def ratio(a, b, batch_size=batch_size):
+            return speed[(a, batch_size)] / speed[(b, batch_size)]
+
+        parts = [f"cached greedy {ratio('cached greedy', 'uncached greedy'):.1f}x uncached",
+                 f"beam {BEAM_SIZE} costs {ratio('cached greedy', beam):.2f}x greedy"]
+        for peer in ("float32", "int8"):
+            if (f"ct2 {peer} greedy", batch_size) in speed:
+                parts.append(f"vs ct2 {peer}: greedy "
+                             f"{ratio('cached greedy', f'ct2 {peer} greedy'):.2f}x, {beam} "
+                             f"{ratio(beam, f'ct2 {peer} {beam}'):.2f}x")
+        if (f"ct2 float32 {beam}", batch_size) in speed:
+            parts.append(f"ct2 float32 {beam} costs "
+                         f"{ratio('ct2 float32 greedy', f'ct2 float32 {beam}'):.2f}x greedy")
+        print(f"batch {batch_size}: " + "; ".join(parts))
 
 
 if __name__ == "__main__":

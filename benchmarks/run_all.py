@@ -38,8 +38,8 @@ BENCHMARKS = {
         ["--steps", "3", "--rounds", "2", "--warmup", "2", "--real-steps", "10"],
         "Training step throughput: tf_transformer vs KerasHub vs PyTorch"),
     "decoding": ("decoding.py", ["--json", os.path.join(RESULTS_DIR, "decoding.json")],
-                 ["--sentences", "32"],
-                 "Decoding: uncached greedy vs cached greedy vs beam search"),
+                 ["--sentences", "32", "--repeats", "1"],
+                 "Decoding: tf_transformer (uncached, cached, beam 4) vs CTranslate2"),
     "serving": ("serving.py", [], ["--requests-per-client", "10"],
                 "Serving: REST throughput and latency with and without batching"),
 }

@@ -13,6 +13,10 @@ client sends strings and gets strings. Its signatures:
 Usage:
     python -m serving.export --model-dir MODEL_DIR --export-dir EXPORT_BASE/NAME/VERSION
     python -m serving.export --model-dir MODEL_DIR --export-dir ... --average-last 5
+        [--dtype float32|bfloat16|float16]
+
+`--dtype bfloat16` (or `float16`) exports reduced-precision compute for GPUs and for CPUs with
+AVX512-BF16 or AMX; weights, softmax, logits and scores stay float32.
 
 Shape letters: B batch, K top beams.
 """
@@ -27,6 +31,7 @@ import tensorflow as tf
 
 from serving import versions
 from tf_transformer import checkpoints, model_dir
+from tf_transformer.model import with_compute_dtype
 from tf_transformer.translator import Translator
 
 
@@ -75,6 +80,9 @@ def build_parser():
                         help="export the average of the last N interval checkpoints "
                              "(checkpoints/step_*.weights.h5, see tft-train "
                              "--keep-checkpoints) instead of one checkpoint")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="compute dtype of the exported model; weights stay float32 "
+                             "(default: float32)")
     parser.add_argument("--smoke-test", nargs="*", default=None, metavar="TEXT",
                         help="after exporting, translate these sentences with the export")
     return parser
@@ -97,11 +105,12 @@ def main(argv=None):
             checkpoint = args.checkpoint or "best"
             model, tokenizers = model_dir.load_model(args.model_dir, checkpoint=checkpoint)
             weights = f"{checkpoint} checkpoint"
+        model = with_compute_dtype(model, args.dtype)
         export_dir = export(model, tokenizers, versions.next_version_dir(args.export_dir))
     except ValueError as error:
         print(f"tft-export: error: {error}", file=sys.stderr)
         return 2
-    print(f"Exported {args.model_dir} ({weights}) to {export_dir}")
+    print(f"Exported {args.model_dir} ({weights}, {args.dtype} compute) to {export_dir}")
     print("Signatures: serving_default (greedy), translate_beams, attention")
     if args.smoke_test:
         loaded = tf.saved_model.load(export_dir)

@@ -52,3 +52,28 @@ def test_unknown_preset_and_fields():
     with pytest.raises(ValueError, match="colour"):
         tft.TransformerConfig.from_dict({"source_vocab_size": 1, "target_vocab_size": 1,
                                          "colour": "red"})
+
+
+def test_special_ids_are_config_fields_and_old_config_json_loads_with_defaults():
+    from tf_transformer.text import SubwordTokenizer
+
+    config = tft.TransformerConfig.preset("tiny", vocab_size=100)
+    assert config.special_ids == {"pad_id": 0, "unk_id": 1, "start_id": 2, "end_id": 3}
+    assert (SubwordTokenizer.pad_id, SubwordTokenizer.unk_id, SubwordTokenizer.start_id,
+            SubwordTokenizer.end_id) == (0, 1, 2, 3)
+    old = config.to_dict()
+    for name in ("pad_id", "unk_id", "start_id", "end_id"):
+        del old[name]  # a config.json written before the fields existed
+    assert tft.TransformerConfig.from_dict(old) == config
+    moved = config.replace(start_id=5, end_id=6)
+    assert tft.TransformerConfig.from_json(moved.to_json()).end_id == 6
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(end_id=2), "must differ"),
+    (dict(end_id=100), "inside both vocabularies"),
+    (dict(pad_id=-1), "inside both vocabularies"),
+])
+def test_bad_special_ids_are_rejected(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tft.TransformerConfig.preset("tiny", vocab_size=100, **overrides)

@@ -48,7 +48,7 @@ def test_logits_at_t_ignore_later_target_tokens(model):
 def test_cached_decoding_equals_full_forward_pass(model):
     target = np.array([[2, 7, 8, 9, 10], [2, 4, 5, 6, 7]], np.int32)
     full = model((SOURCE, target)).numpy()
-    cache = model.init_cache(model.encode(SOURCE), SOURCE, max_length=8)
+    cache = model.init_cache(model.encode(SOURCE), SOURCE)
     for step in range(target.shape[1]):
         logits, cache = model.decode_step(tf.constant(target[:, step]), tf.constant(step), cache)
         np.testing.assert_allclose(logits, full[:, step], atol=1e-4)

@@ -12,6 +12,14 @@ from typing import Any
 
 POSITION_ENCODINGS = ("interleaved", "concatenated", "learned")
 
+# The reserved token ids of every vocabulary, and the defaults of the config fields below. The
+# tokenizer (which reserves them when training a vocabulary), the masks and decoding read them
+# from here or from a model's config; nothing else spells the numbers.
+PAD_ID = 0
+UNK_ID = 1
+START_ID = 2
+END_ID = 3
+
 
 @dataclasses.dataclass(frozen=True)
 class TransformerConfig:
@@ -38,6 +46,10 @@ class TransformerConfig:
         tie_output: bool, default True. Use the target embedding as the output projection.
         max_length: int, default 256. Longest sequence (positions) the model accepts.
         layer_norm_epsilon: float, default 1e-6.
+        pad_id: int, default 0. Padding id: masked in attention, written after END.
+        unk_id: int, default 1. Id of tokens missing from the vocabulary.
+        start_id: int, default 2. First decoder input (START, "<s>").
+        end_id: int, default 3. End of a sentence (END, "</s>"); decoding stops at it.
     """
 
     source_vocab_size: int
@@ -55,6 +67,10 @@ class TransformerConfig:
     tie_output: bool = True
     max_length: int = 256
     layer_norm_epsilon: float = 1e-6
+    pad_id: int = PAD_ID
+    unk_id: int = UNK_ID
+    start_id: int = START_ID
+    end_id: int = END_ID
 
     def __post_init__(self):
         for name in ("source_vocab_size", "target_vocab_size", "num_encoder_layers",
@@ -74,11 +90,26 @@ class TransformerConfig:
             raise ValueError(
                 f"`position_encoding` must be one of {POSITION_ENCODINGS}; received "
                 f"position_encoding={self.position_encoding!r}.")
+        special = {name: getattr(self, name) for name in SPECIAL_ID_FIELDS}
+        for name, value in special.items():
+            if not isinstance(value, int) or isinstance(value, bool) or not (
+                    0 <= value < min(self.source_vocab_size, self.target_vocab_size)):
+                raise ValueError(
+                    f"`{name}` must be an id inside both vocabularies, in [0, "
+                    f"{min(self.source_vocab_size, self.target_vocab_size)}); received "
+                    f"{name}={value!r}.")
+        if len(set(special.values())) != len(special):
+            raise ValueError(f"The special token ids must differ; received {special}.")
         if self.share_embeddings and self.source_vocab_size != self.target_vocab_size:
             raise ValueError(
                 "`share_embeddings=True` needs one shared vocabulary; received "
                 f"source_vocab_size={self.source_vocab_size}, "
                 f"target_vocab_size={self.target_vocab_size}.")
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        """{"pad_id": ..., "unk_id": ..., "start_id": ..., "end_id": ...}."""
+        return {name: getattr(self, name) for name in SPECIAL_ID_FIELDS}
 
     @property
     def head_size(self) -> int:
@@ -97,6 +128,8 @@ class TransformerConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TransformerConfig:
+        """Builds a config from `to_dict` output; fields added since (e.g. the special ids of
+        an older config.json) take their defaults."""
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -130,6 +163,8 @@ class TransformerConfig:
                 "source_vocab_size=... and target_vocab_size=....")
         return cls(**values)
 
+
+SPECIAL_ID_FIELDS = ("pad_id", "unk_id", "start_id", "end_id")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Seconds-scale unit tests and the copy task.

@@ -1,19 +1,26 @@
 """Greedy decoding, sampling and beam search on the model's key/value cache.
 
 Everything runs as TensorFlow ops in a `tf.while_loop` (no Python loop over tokens), so it
-traces into `tf.function`s, SavedModel signatures and, with static sizes, XLA.
+traces into `tf.function`s and SavedModel signatures. Three things keep a step cheap:
+- the self-attention cache grows by one position per step, so a step attends to the positions
+  decoded so far, not to a `max_length` buffer;
+- a sentence that is done leaves the working batch (its rows of the cache with it), so the
+  last long sentence of a batch does not drag the finished ones along;
+- beam search's K hypotheses of a sentence share one copy of its encoder keys/values.
 
-Shape letters: B batch, S source length, C maximum decoded length, V vocabulary, K beam size.
+The special ids (PAD, START, END) are the model's, read from its `TransformerConfig`.
+
+Shape letters: B batch, W working sentences (not done yet), S source length, C maximum decoded
+length, T positions decoded so far, V vocabulary, K beam size.
 """
 
 from typing import NamedTuple
 
 import tensorflow as tf
 
-from tf_transformer.layers.masks import PAD_ID
-
-START_ID = 2
-END_ID = 3
+# The default special ids, for callers without a model at hand; decoding itself reads the
+# model's own (`model.transformer_config.start_id` ...).
+from tf_transformer.config import END_ID, START_ID  # noqa: F401
 
 # Stands for log(0) in scores. Finite, so that sums and length penalties never give NaN.
 NEG_INF = -1.0e9
@@ -22,8 +29,9 @@ NEG_INF = -1.0e9
 class DecodeResult(NamedTuple):
     """Output of `greedy_decode` and `beam_search`.
 
-    ids: int32 [B, C] (greedy) or [B, top_beams, C] (beam search): generated tokens without
-        START; END is kept where generated and everything after it is PAD.
+    ids: int32 [B, C'] (greedy) or [B, top_beams, C'] (beam search), C' <= C the longest
+        output: generated tokens without START; END is kept where generated and everything
+        after it is PAD.
     scores: float32 [B] or [B, top_beams]: greedy: the sum of token log-probabilities; beam
         search: that sum divided by the GNMT length penalty.
     """
@@ -32,7 +40,7 @@ class DecodeResult(NamedTuple):
     scores: tf.Tensor
 
 
-def decode_limits(source_ids, max_length, length_ratio=2.0, length_offset=10):
+def decode_limits(source_ids, max_length, length_ratio=2.0, length_offset=10, pad_id=0):
     """Per-sentence decoding budgets: min(max_length, ceil(ratio * source_length + offset)).
 
     Args:
@@ -40,17 +48,81 @@ def decode_limits(source_ids, max_length, length_ratio=2.0, length_offset=10):
         max_length: int or int32 scalar, the hard cap C.
         length_ratio: float, default 2.0.
         length_offset: int, default 10.
+        pad_id: int, default 0. Not counted in the source length.
 
     Returns:
         int32 [B], the number of tokens each sentence may generate (END included).
     """
-    source_length = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.float32), axis=1)
+    source_length = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, pad_id), tf.float32), axis=1)
     limit = tf.cast(tf.math.ceil(length_ratio * source_length + length_offset), tf.int32)  # [B]
     return tf.minimum(limit, tf.cast(max_length, tf.int32))  # [B]
 
 
 def _cache_length(model, max_length):
-    return model.transformer_config.max_length if max_length is None else max_length
+    longest = model.transformer_config.max_length
+    if max_length is None:
+        return longest
+    if isinstance(max_length, int) and max_length > longest:
+        raise ValueError(f"`max_length`={max_length} exceeds the model's max_length={longest}; "
+                         f"decode at most {longest} tokens.")
+    return max_length
+
+
+def _loop_shapes(cache):
+    """The while-loop shapes of a cache: the first (batch) axis shrinks as sentences finish and
+    the time axis of [B, N, T, H] keys/values grows."""
+    def relax(tensor):
+        dims = tensor.shape.as_list()
+        dims[0] = None
+        if len(dims) == 4:
+            dims[2] = None
+        return tf.TensorShape(dims)
+
+    return tf.nest.map_structure(relax, cache)
+
+
+def _select_if(condition, select, cache):
+    """`select(cache)` when `condition` holds, else the cache as it is (no copy)."""
+    return tf.cond(condition, lambda: select(cache), lambda: cache)
+
+
+def top_k(values, k, block=64):
+    """`tf.math.top_k` over the last axis of [R, V], in two passes for a large V.
+
+    TensorFlow's CPU top-k walks every one of the R*V values through a heap. Here a cheap
+    vectorized max over blocks of `block` values comes first; the k largest values lie in the k
+    blocks with the largest maxima, so top-k runs on those k*block values only. Equal values
+    may come in another order than `tf.math.top_k`'s.
+
+    Args:
+        values: [R, V] float tensor.
+        k: int or int32 scalar.
+        block: int, default 64.
+
+    Returns:
+        (values [R, k], indices [R, k] int32), largest first, as `tf.math.top_k`.
+    """
+    vocab = values.shape[-1]
+    def one_pass():
+        return tuple(tf.math.top_k(values, k=k))
+
+    if vocab is None or vocab < 16 * block:  # small: one pass is as fast
+        return one_pass()
+    rows = tf.shape(values)[0]
+    num_blocks = -(-vocab // block)
+    padded = tf.pad(values, [[0, 0], [0, num_blocks * block - vocab]],
+                    constant_values=values.dtype.min)  # [R, V']
+    blocks = tf.reshape(padded, [rows, num_blocks, block])  # [R, V'/b, b]
+
+    def two_passes():
+        _, best_blocks = tf.math.top_k(tf.reduce_max(blocks, axis=-1), k=k)  # [R, k]
+        candidates = tf.reshape(tf.gather(blocks, best_blocks, batch_dims=1),
+                                [rows, -1])  # [R, k*b]
+        top_values, positions = tf.math.top_k(candidates, k=k)  # [R, k]
+        block_ids = tf.gather(best_blocks, positions // block, batch_dims=1)  # [R, k]
+        return top_values, block_ids * block + positions % block
+
+    return tf.cond(k <= num_blocks, two_passes, one_pass)
 
 
 def greedy_decode(model, source_ids, max_length=None, length_ratio=2.0, length_offset=10,
@@ -70,45 +142,56 @@ def greedy_decode(model, source_ids, max_length=None, length_ratio=2.0, length_o
         seed: int or None. Sampling seed.
 
     Returns:
-        `DecodeResult` with ids [B, C] and scores [B] (sum of log-probabilities of the chosen
+        `DecodeResult` with ids [B, C'] and scores [B] (sum of log-probabilities of the chosen
         tokens under the model, temperature 1).
     """
+    config = model.transformer_config
     source_ids = tf.convert_to_tensor(source_ids)
     cache_length = _cache_length(model, max_length)
     batch = tf.shape(source_ids)[0]
-    limits = decode_limits(source_ids, cache_length, length_ratio, length_offset)  # [B]
-    memory = model.encode(source_ids, training=False)  # [B, S, D]
-    cache = model.init_cache(memory, source_ids, cache_length)
+    limits = decode_limits(source_ids, cache_length, length_ratio, length_offset,
+                           config.pad_id)  # [B]
+    cache = model.init_cache(model.encode(source_ids, training=False), source_ids)
 
     def pick(logits, step):
         if temperature <= 0.0:
-            return tf.argmax(logits, axis=-1, output_type=tf.int32)  # [B]
-        scaled = logits / temperature  # [B, V]
+            return tf.argmax(logits, axis=-1, output_type=tf.int32)  # [W]
+        scaled = logits / temperature  # [W, V]
         if top_k:
-            kth_best = tf.math.top_k(scaled, k=top_k).values[:, -1:]  # [B, 1]
+            kth_best = tf.math.top_k(scaled, k=top_k).values[:, -1:]  # [W, 1]
             scaled = tf.where(scaled < kth_best, NEG_INF, scaled)
-        step_seed = None if seed is None else [seed, step]
-        if step_seed is None:
+        if seed is None:
             return tf.random.categorical(scaled, 1, dtype=tf.int32)[:, 0]
-        return tf.random.stateless_categorical(scaled, 1, step_seed, dtype=tf.int32)[:, 0]
+        return tf.random.stateless_categorical(scaled, 1, [seed, step], dtype=tf.int32)[:, 0]
 
-    def body(step, tokens, cache, finished, scores, outputs):
-        logits, cache = model.decode_step(tokens, step, cache)  # [B, V]
-        log_probs = tf.nn.log_softmax(logits)  # [B, V]
-        chosen = tf.where(finished, PAD_ID, pick(logits, step))  # [B]
-        chosen_log_prob = tf.gather(log_probs, chosen, batch_dims=1)  # [B]
-        scores += tf.where(finished, 0.0, chosen_log_prob)
-        outputs = outputs.write(step, chosen)
-        finished = finished | tf.equal(chosen, END_ID) | (step + 1 >= limits)
-        return step + 1, chosen, cache, finished, scores, outputs
+    def body(step, rows, tokens, cache, scores, outputs):
+        # rows [W]: which sentences of the batch the working rows are.
+        logits, cache = model.decode_step(tokens, step, cache)  # [W, V]
+        chosen = pick(logits, step)  # [W]
+        # Only the chosen token's log-probability is needed: its logit minus the normalizer.
+        chosen_log_prob = (tf.gather(logits, chosen, batch_dims=1)
+                           - tf.reduce_logsumexp(logits, axis=-1))  # [W]
+        scores = tf.tensor_scatter_nd_add(scores, rows[:, None], chosen_log_prob)  # [B]
+        outputs = outputs.write(step, tf.tensor_scatter_nd_update(
+            tf.fill([batch], config.pad_id), rows[:, None], chosen))  # [B]
+        done = tf.equal(chosen, config.end_id) | (step + 1 >= tf.gather(limits, rows))  # [W]
+        live = tf.where(tf.logical_not(done))[:, 0]  # [W']
+        cache = _select_if(tf.reduce_any(done),
+                           lambda c: model.select_cache(c, hypotheses=live, sentences=live),
+                           cache)
+        return step + 1, tf.gather(rows, live), tf.gather(chosen, live), cache, scores, outputs
 
-    def cond(step, tokens, cache, finished, scores, outputs):
-        return tf.logical_and(step < cache_length, tf.logical_not(tf.reduce_all(finished)))
+    def cond(step, rows, tokens, cache, scores, outputs):
+        return tf.logical_and(step < cache_length, tf.size(rows) > 0)
 
-    initial = (tf.constant(0), tf.fill([batch], START_ID), cache, tf.zeros([batch], tf.bool),
+    initial = (tf.constant(0), tf.range(batch), tf.fill([batch], config.start_id), cache,
                tf.zeros([batch]), tf.TensorArray(tf.int32, size=cache_length,
                                                  element_shape=[None]))
-    steps, _, _, _, scores, outputs = tf.while_loop(cond, body, initial)
+    invariants = (tf.TensorShape([]), tf.TensorShape([None]), tf.TensorShape([None]),
+                  _loop_shapes(cache), tf.TensorShape([None]),
+                  tf.TensorShape(None))
+    steps, _, _, _, scores, outputs = tf.while_loop(cond, body, initial,
+                                                    shape_invariants=invariants)
     ids = tf.transpose(outputs.stack()[:steps])  # [B, steps]
     return DecodeResult(ids=ids, scores=scores)
 
@@ -122,25 +205,28 @@ def greedy_decode_uncached(model, source_ids, max_length=None, length_ratio=2.0,
 
     Args and Returns: as `greedy_decode` without sampling.
     """
+    config = model.transformer_config
     source_ids = tf.convert_to_tensor(source_ids)
     cache_length = _cache_length(model, max_length)
     batch = tf.shape(source_ids)[0]
-    limits = decode_limits(source_ids, cache_length, length_ratio, length_offset)  # [B]
+    limits = decode_limits(source_ids, cache_length, length_ratio, length_offset,
+                           config.pad_id)  # [B]
     memory = model.encode(source_ids, training=False)  # [B, S, D]
 
     def body(step, prefix, finished, scores):
         logits = model.decode(prefix, memory, source_ids)[:, -1]  # [B, V]
         log_probs = tf.nn.log_softmax(logits)  # [B, V]
-        chosen = tf.where(finished, PAD_ID, tf.argmax(logits, axis=-1, output_type=tf.int32))
+        chosen = tf.where(finished, config.pad_id,
+                          tf.argmax(logits, axis=-1, output_type=tf.int32))  # [B]
         scores += tf.where(finished, 0.0, tf.gather(log_probs, chosen, batch_dims=1))
         prefix = tf.concat([prefix, chosen[:, None]], axis=1)  # [B, step + 2]
-        finished = finished | tf.equal(chosen, END_ID) | (step + 1 >= limits)
+        finished = finished | tf.equal(chosen, config.end_id) | (step + 1 >= limits)
         return step + 1, prefix, finished, scores
 
     def cond(step, prefix, finished, scores):
         return tf.logical_and(step < cache_length, tf.logical_not(tf.reduce_all(finished)))
 
-    initial = (tf.constant(0), tf.fill([batch, 1], START_ID), tf.zeros([batch], tf.bool),
+    initial = (tf.constant(0), tf.fill([batch, 1], config.start_id), tf.zeros([batch], tf.bool),
                tf.zeros([batch]))
     _, prefix, _, scores = tf.while_loop(
         cond, body, initial,
@@ -161,10 +247,18 @@ def beam_search(model, source_ids, beam_size=4, top_beams=1, alpha=0.6, max_leng
     Each step extends the K alive hypotheses of every sentence by every token and keeps the 2K
     best extensions, so that K which do not end remain to continue even if K of them end.
     Extensions that end (END, or the sentence's length budget) among the K best are scored
-    log P / length_penalty and join the sentence's finished set; the K best that do not end
-    stay alive. A sentence is done once it has K finished hypotheses (as in fairseq), and a
-    done sentence no longer changes, so results do not depend on what else is in the batch.
-    With K=1 this is exactly greedy decoding.
+    log P / length_penalty and join the sentence's K best finished ones; the K best that do
+    not end stay alive. With K=1 and alpha=0 this is exactly greedy decoding.
+
+    Stopping rule. A sentence is done when no alive hypothesis can still enter its K best
+    finished ones: log-probabilities only fall as a hypothesis grows, so the best score any
+    extension of an alive hypothesis with log-probability p can reach is p / lp(L) at the
+    length L, between the next one and the sentence's budget, with the largest penalty lp(L)
+    (the budget when alpha > 0, as the penalty grows with length). So a sentence with K
+    finished hypotheses stops once that bound of its best alive one is no better than its
+    worst finished one. fairseq instead stops as soon as K hypotheses have finished, which
+    with alpha > 0 can miss a longer hypothesis that the penalty would have ranked first.
+    A done sentence leaves the working batch, so results do not depend on the batch.
 
     Args:
         model: a `tf_transformer.Transformer`.
@@ -179,85 +273,128 @@ def beam_search(model, source_ids, beam_size=4, top_beams=1, alpha=0.6, max_leng
 
     References:
         Wu et al., "Google's Neural Machine Translation System", 2016; Tensor2Tensor and Flax
-        beam search.
+        beam search; fairseq's `SequenceGenerator` for the rule it does not follow.
     """
+    config = model.transformer_config
     source_ids = tf.convert_to_tensor(source_ids)
     cache_length = _cache_length(model, max_length)
     beam_size = tf.convert_to_tensor(beam_size, tf.int32)
     top_beams = tf.minimum(tf.convert_to_tensor(top_beams, tf.int32), beam_size)
     alpha = tf.cast(alpha, tf.float32)
     batch = tf.shape(source_ids)[0]
-    limits = decode_limits(source_ids, cache_length, length_ratio, length_offset)  # [B]
-    memory = model.encode(source_ids, training=False)  # [B, S, D]
-    tiled_source = tf.repeat(source_ids, beam_size, axis=0)  # [B*K, S]
-    cache = model.init_cache(tf.repeat(memory, beam_size, axis=0), tiled_source, cache_length)
-    batch_offsets = (tf.range(batch) * beam_size)[:, None]  # [B, 1]
-    seq_length = cache_length + 1  # START + up to C tokens
+    limits = decode_limits(source_ids, cache_length, length_ratio, length_offset,
+                           config.pad_id)  # [B]
+    cache = model.init_cache(model.encode(source_ids, training=False), source_ids, beam_size)
+    output_length = cache_length + 1  # START + up to C tokens
+    in_top_k = tf.range(2 * beam_size)[None, :] < beam_size  # [1, 2K]
 
     def gather_beams(values, beam_indices):
-        return tf.gather(values, beam_indices, batch_dims=1)  # [B, k, ...]
+        return tf.gather(values, beam_indices, batch_dims=1)  # [W, k, ...]
 
-    def is_done(finished_scores):
-        return finished_scores[:, -1] > NEG_INF / 2  # [B]: K finished hypotheses
-
-    def body(step, alive_seqs, alive_log_probs, finished_seqs, finished_scores, cache):
-        tokens = tf.reshape(alive_seqs[:, :, step], [-1])  # [B*K]
-        logits, cache = model.decode_step(tokens, step, cache)  # [B*K, V]
-        vocab_size = tf.shape(logits)[-1]
-        log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch, beam_size, vocab_size])
-        candidates = alive_log_probs[:, :, None] + log_probs  # [B, K, V]
-        flat = tf.reshape(candidates, [batch, beam_size * vocab_size])  # [B, K*V]
+    def body(step, rows, alive_seqs, alive_log_probs, alive_valid, finished_seqs,
+             finished_scores, finished_valid, cache, out_seqs, out_scores):
+        # rows [W]: which sentences of the batch the working ones are. *_valid [W, K] say
+        # which hypotheses exist (at step 0 one per sentence, not K).
+        width = tf.shape(rows)[0]
+        tokens = tf.reshape(alive_seqs[:, :, -1], [-1])  # [W*K]
+        logits, cache = model.decode_step(tokens, step, cache)  # [W*K, V]
+        # The 2K best extensions of a sentence are among the 2K best tokens of each of its
+        # hypotheses, so only those need log-probabilities (a top-k is unchanged by the
+        # log-softmax normalizer, which shifts a whole row).
+        per_beam = tf.minimum(2 * beam_size, tf.shape(logits)[-1])
+        best_logits, best_tokens = top_k(logits, per_beam)  # [W*K, 2K]
+        best_log_probs = best_logits - tf.reduce_logsumexp(logits, axis=-1,
+                                                           keepdims=True)  # [W*K, 2K]
+        candidates = alive_log_probs[:, :, None] + tf.reshape(
+            best_log_probs, [width, beam_size, per_beam])  # [W, K, 2K]
+        candidates = tf.where(alive_valid[:, :, None], candidates, NEG_INF)
+        flat = tf.reshape(candidates, [width, beam_size * per_beam])  # [W, K*2K]
         # 2K candidates: at most K of them can end here, so K alive ones always remain.
-        top_log_probs, top_indices = tf.math.top_k(flat, k=2 * beam_size)  # [B, 2K]
-        source_beams = top_indices // vocab_size  # [B, 2K]
-        top_tokens = top_indices % vocab_size  # [B, 2K]
-        top_seqs = gather_beams(alive_seqs, source_beams)  # [B, 2K, C+1]
-        write = tf.one_hot(step + 1, seq_length, dtype=tf.int32)  # [C+1]
-        top_seqs = top_seqs + top_tokens[:, :, None] * write  # [B, 2K, C+1]
-        ended = tf.equal(top_tokens, END_ID) | (step + 1 >= limits)[:, None]  # [B, 2K]
+        top_log_probs, top_indices = tf.math.top_k(flat, k=2 * beam_size)  # [W, 2K]
+        parents = top_indices // per_beam  # [W, 2K]
+        top_tokens = tf.gather(tf.reshape(best_tokens, [width, -1]), top_indices,
+                               batch_dims=1)  # [W, 2K]
+        top_valid = gather_beams(alive_valid, parents)  # [W, 2K]
+        top_seqs = tf.concat([gather_beams(alive_seqs, parents), top_tokens[:, :, None]],
+                             axis=2)  # [W, 2K, T+2]
+        limit = tf.gather(limits, rows)  # [W]
+        ended = tf.equal(top_tokens, config.end_id) | (step + 1 >= limit)[:, None]  # [W, 2K]
 
         # Alive: the K best that did not end.
-        alive_candidates = top_log_probs + tf.where(ended, NEG_INF, 0.0)  # [B, 2K]
-        alive_log_probs, alive_order = tf.math.top_k(alive_candidates, k=beam_size)  # [B, K]
-        alive_seqs = gather_beams(top_seqs, alive_order)  # [B, K, C+1]
-        cache_indices = tf.reshape(batch_offsets + gather_beams(source_beams, alive_order), [-1])
-        cache = tf.nest.map_structure(lambda t: tf.gather(t, cache_indices), cache)  # [B*K, ...]
+        stays = top_valid & tf.logical_not(ended)  # [W, 2K]
+        alive_log_probs, alive_order = tf.math.top_k(
+            tf.where(stays, top_log_probs, NEG_INF), k=beam_size)  # [W, K]
+        alive_valid = gather_beams(stays, alive_order)  # [W, K]
+        alive_seqs = gather_beams(top_seqs, alive_order)  # [W, K, T+2]
+        alive_parents = gather_beams(parents, alive_order)  # [W, K]
 
         # Finished: merge the ones that ended now among the K best into the K best so far.
-        in_top_k = tf.range(2 * beam_size)[None, :] < beam_size  # [1, 2K]
-        accepted = ended & in_top_k & tf.logical_not(is_done(finished_scores))[:, None]
-        ended_scores = top_log_probs / length_penalty(step + 1, alpha)  # [B, 2K]
-        ended_scores += tf.where(accepted, 0.0, NEG_INF)
-        merged_scores = tf.concat([finished_scores, ended_scores], axis=1)  # [B, 3K]
-        merged_seqs = tf.concat([finished_seqs, top_seqs], axis=1)  # [B, 3K, C+1]
-        finished_scores, finished_order = tf.math.top_k(merged_scores, k=beam_size)  # [B, K]
-        finished_seqs = gather_beams(merged_seqs, finished_order)  # [B, K, C+1]
-        return step + 1, alive_seqs, alive_log_probs, finished_seqs, finished_scores, cache
+        accepted = ended & top_valid & in_top_k  # [W, 2K]
+        ended_scores = top_log_probs / length_penalty(step + 1, alpha)  # [W, 2K]
+        merged_valid = tf.concat([finished_valid, accepted], axis=1)  # [W, 3K]
+        merged_scores = tf.where(merged_valid, tf.concat([finished_scores, ended_scores], 1),
+                                 NEG_INF)  # [W, 3K]
+        merged_seqs = tf.concat([tf.pad(finished_seqs, [[0, 0], [0, 0], [0, 1]],
+                                        constant_values=config.pad_id), top_seqs],
+                                axis=1)  # [W, 3K, T+2]
+        finished_scores, finished_order = tf.math.top_k(merged_scores, k=beam_size)  # [W, K]
+        finished_valid = gather_beams(merged_valid, finished_order)  # [W, K]
+        finished_seqs = gather_beams(merged_seqs, finished_order)  # [W, K, T+2]
 
-    def cond(step, alive_seqs, alive_log_probs, finished_seqs, finished_scores, cache):
-        undecided = tf.logical_not(tf.reduce_all(is_done(finished_scores)))
-        return tf.logical_and(step < cache_length, undecided)
+        # The stopping rule (see the docstring): the best score an alive hypothesis can reach.
+        best_alive = alive_log_probs[:, 0]  # [W]
+        bound = tf.maximum(best_alive / length_penalty(step + 2, alpha),
+                           best_alive / length_penalty(limit, alpha))  # [W]
+        settled = tf.reduce_all(finished_valid, axis=1) & (bound <= finished_scores[:, -1])
+        done = tf.logical_not(alive_valid[:, 0]) | settled  # [W]
 
-    initial_log_probs = tf.concat([[0.0], tf.fill([beam_size - 1], NEG_INF)], axis=0)  # [K]
+        # Done sentences write their results and leave the working batch.
+        done_rows = tf.where(done)[:, 0]  # [W - W']
+        width_now = tf.shape(finished_seqs)[2]
+        out_seqs = tf.tensor_scatter_nd_update(
+            out_seqs, tf.gather(rows, done_rows)[:, None],
+            tf.pad(tf.gather(finished_seqs, done_rows),
+                   [[0, 0], [0, 0], [0, output_length - width_now]],
+                   constant_values=config.pad_id))  # [B, K, C+1]
+        out_scores = tf.tensor_scatter_nd_update(
+            out_scores, tf.gather(rows, done_rows)[:, None],
+            tf.gather(finished_scores, done_rows))  # [B, K]
+        live = tf.where(tf.logical_not(done))[:, 0]  # [W']
+        hypotheses = tf.reshape(tf.gather(
+            alive_parents + (tf.range(width) * beam_size)[:, None], live), [-1])  # [W'*K]
+        # Copy the cache only when a hypothesis changes parent or a sentence leaves.
+        any_done = tf.reduce_any(done)
+        reordered = tf.reduce_any(tf.not_equal(alive_parents, tf.range(beam_size)[None, :]))
+        cache = _select_if(reordered | any_done,
+                           lambda c: model.select_cache(c, hypotheses=hypotheses), cache)
+        cache = _select_if(any_done, lambda c: model.select_cache(c, sentences=live), cache)
+        kept = [tf.gather(t, live) for t in (rows, alive_seqs, alive_log_probs, alive_valid,
+                                             finished_seqs, finished_scores, finished_valid)]
+        return (step + 1, *kept, cache, out_seqs, out_scores)
+
+    def cond(step, rows, *_):
+        # Every sentence is done by its budget, which is at most C.
+        return tf.logical_and(step < cache_length, tf.size(rows) > 0)
+
+    first = tf.range(beam_size)[None, :] < 1  # [1, K]: one hypothesis per sentence at first
     initial = (
         tf.constant(0),
-        tf.fill([batch, beam_size, seq_length], PAD_ID) + START_ID * tf.one_hot(
-            0, seq_length, dtype=tf.int32),  # [B, K, C+1]
-        tf.tile(initial_log_probs[None], [batch, 1]),  # [B, K]
-        tf.zeros([batch, beam_size, seq_length], tf.int32),  # [B, K, C+1]
+        tf.range(batch),
+        tf.fill([batch, beam_size, 1], config.start_id),  # [B, K, 1]
+        tf.tile(tf.where(first, 0.0, NEG_INF), [batch, 1]),  # [B, K]
+        tf.tile(first, [batch, 1]),  # [B, K]
+        tf.fill([batch, beam_size, 1], config.pad_id),  # [B, K, 1]
         tf.fill([batch, beam_size], NEG_INF),  # [B, K]
+        tf.zeros([batch, beam_size], tf.bool),  # [B, K]
         cache,
+        tf.fill([batch, beam_size, output_length], config.pad_id),  # [B, K, C+1]
+        tf.fill([batch, beam_size], NEG_INF),  # [B, K]
     )
     # The beam axis may be a run-time value (a signature input), so leave it unknown.
-    invariants = (tf.TensorShape([]), tf.TensorShape([None, None, None]),
-                  tf.TensorShape([None, None]), tf.TensorShape([None, None, None]),
-                  tf.TensorShape([None, None]),
-                  tf.nest.map_structure(lambda t: tf.TensorShape([None] + t.shape[1:]), cache))
-    steps, alive_seqs, alive_log_probs, finished_seqs, finished_scores, _ = tf.while_loop(
-        cond, body, initial, shape_invariants=invariants)
-    # A sentence with no finished hypothesis (only when C is reached first) returns its alive ones.
-    none_finished = tf.reduce_all(finished_scores <= NEG_INF / 2, axis=1)  # [B]
-    alive_scores = alive_log_probs / length_penalty(steps, alpha)  # [B, K]
-    seqs = tf.where(none_finished[:, None, None], alive_seqs, finished_seqs)  # [B, K, C+1]
-    scores = tf.where(none_finished[:, None], alive_scores, finished_scores)  # [B, K]
-    return DecodeResult(ids=seqs[:, :top_beams, 1:steps + 1], scores=scores[:, :top_beams])
+    seqs, scores = tf.TensorShape([None, None, None]), tf.TensorShape([None, None])
+    invariants = (tf.TensorShape([]), tf.TensorShape([None]), seqs, scores, scores, seqs,
+                  scores, scores, _loop_shapes(cache), seqs, scores)
+    steps, *_, out_seqs, out_scores = tf.while_loop(cond, body, initial,
+                                                    shape_invariants=invariants)
+    return DecodeResult(ids=out_seqs[:, :top_beams, 1:steps + 1],
+                        scores=out_scores[:, :top_beams])

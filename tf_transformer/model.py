@@ -1,7 +1,7 @@
 """The encoder-decoder Transformer as a Keras model.
 
 Shape letters: B batch, S source length, T target length, D model width, V target vocabulary,
-L layers, N heads, C cache length.
+L layers, N heads, K hypotheses per sentence (beam search).
 """
 
 import keras
@@ -19,8 +19,8 @@ from tf_transformer.layers.position import LearnedPositionEmbedding, SinusoidalP
 class Transformer(keras.Model):
     """The Transformer of "Attention Is All You Need": encoder, decoder and output projection.
 
-    Padding id 0 is masked everywhere: padded source tokens get no attention, and the decoder
-    self-attention is causal.
+    The padding id (`config.pad_id`, 0 by default) is masked everywhere: padded source tokens
+    get no attention, and the decoder self-attention is causal.
 
     Args:
         config: `TransformerConfig` (or its dict form). The hyperparameters.
@@ -114,7 +114,7 @@ class Transformer(keras.Model):
         self._check_length(source_ids, "source")
         return self.encoder(
             self._embed(self.source_embedding, self.source_position, source_ids, training),
-            padding_mask=masks_lib.padding_mask(source_ids), training=training)  # [B, S, D]
+            padding_mask=self._padding_mask(source_ids), training=training)  # [B, S, D]
 
     def decode(self, target_ids, memory, source_ids, training=False):
         """Runs the decoder on a whole target prefix: [B, T] -> logits [B, T, V] float32.
@@ -128,10 +128,13 @@ class Transformer(keras.Model):
         self._check_length(target_ids, "target")
         hidden = self.decoder(
             self._embed(self.target_embedding, self.target_position, target_ids, training),
-            memory, padding_mask=masks_lib.padding_mask(target_ids),
-            memory_padding_mask=masks_lib.padding_mask(source_ids),
+            memory, padding_mask=self._padding_mask(target_ids),
+            memory_padding_mask=self._padding_mask(source_ids),
             training=training)  # [B, T, D]
         return self._logits(hidden)  # [B, T, V]
+
+    def _padding_mask(self, token_ids):
+        return masks_lib.padding_mask(token_ids, self.transformer_config.pad_id)  # [B, T]
 
     def _check_length(self, token_ids, what):
         tf.debugging.assert_less_equal(
@@ -139,42 +142,69 @@ class Transformer(keras.Model):
             message=f"The {what} sequence is longer than the model's max_length="
                     f"{self.transformer_config.max_length}; truncate it first.")
 
-    def init_cache(self, memory, source_ids, max_length):
+    def init_cache(self, memory, source_ids, beam_size=1):
         """Returns the incremental decoding cache for `memory` [B, S, D].
 
         Args:
             memory: [B, S, D] encoder output of `source_ids`.
             source_ids: [B, S] int tensor; its padding is masked in encoder-decoder attention.
-            max_length: int. Room for this many decoding steps (at most config.max_length).
+            beam_size: int or int32 scalar K, default 1. Hypotheses per sentence: the
+                decoder steps take B*K tokens, grouped by sentence.
 
         Returns:
-            A nested dict of tensors, each with the batch as its first axis (so beam search can
-            tile and reorder it with `tf.nest.map_structure`).
+            A nested dict of tensors: "layers", one dict per decoder layer with "self" (keys
+            and values of the positions decoded so far, [B*K, N, T, H], T=0 at first),
+            "cross" (encoder keys/values, [B, N, S, H]) and "projection" (the fused Q/K/V
+            kernel, no batch axis); and "memory_mask" [B, 1, 1, S].
+            `select_cache` picks rows of it.
         """
-        if isinstance(max_length, int) and max_length > self.transformer_config.max_length:
-            raise ValueError(f"`max_length`={max_length} exceeds the model's max_length="
-                             f"{self.transformer_config.max_length}.")
-        return {"layers": self.decoder.init_cache(memory, max_length),
+        return {"layers": self.decoder.init_cache(memory, beam_size),
                 "memory_mask": masks_lib.merge_masks(
-                    masks_lib.padding_mask(source_ids))}  # [B, 1, 1, S]
+                    masks_lib.padding_mask(source_ids, self.transformer_config.pad_id))}
+
+    @staticmethod
+    def select_cache(cache, hypotheses=None, sentences=None):
+        """Picks rows of a decoding cache: beam reordering, or dropping finished sentences.
+
+        Args:
+            cache: from `init_cache` or `decode_step`.
+            hypotheses: [B'*K] int tensor or None: the hypothesis rows to keep, in order, of
+                the self-attention keys/values. None keeps them as they are.
+            sentences: [B'] int tensor or None: the sentence rows to keep of the encoder
+                keys/values and mask. None keeps them as they are.
+
+        Returns:
+            The cache with those rows.
+        """
+        def pick(structure, indices):
+            if indices is None:
+                return structure
+            return tf.nest.map_structure(lambda t: tf.gather(t, indices), structure)
+
+        return {"layers": [{"self": pick(layer["self"], hypotheses),
+                            "cross": pick(layer["cross"], sentences),
+                            "projection": layer["projection"]}
+                           for layer in cache["layers"]],
+                "memory_mask": pick(cache["memory_mask"], sentences)}
 
     def decode_step(self, token_ids, step, cache):
         """Decodes one position from the cache.
 
         Args:
-            token_ids: [B] int tensor, the tokens at position `step` (START at step 0).
-            step: int32 scalar, the position of `token_ids`.
+            token_ids: [B*K] int tensor, the tokens at position `step` (START at step 0), K
+                hypotheses per sentence as in `init_cache`.
+            step: int32 scalar, the position of `token_ids` (the number of cached positions).
             cache: from `init_cache` or the previous `decode_step`.
 
         Returns:
-            (logits [B, V] float32 for position step + 1, updated cache).
+            (logits [B*K, V] float32 for position step + 1, updated cache).
         """
         embedded = self._embed(self.target_embedding, self.target_position, token_ids[:, None],
-                               training=False, start_index=step)  # [B, 1, D]
-        hidden, layers = self.decoder.decode_step(embedded, cache["layers"], step,
-                                                  cache["memory_mask"])  # [B, 1, D]
+                               training=False, start_index=step)  # [B*K, 1, D]
+        hidden, layers = self.decoder.decode_step(embedded, cache["layers"],
+                                                  cache["memory_mask"])  # [B*K, 1, D]
         new_cache = {"layers": layers, "memory_mask": cache["memory_mask"]}
-        return self._logits(hidden)[:, 0], new_cache  # [B, V]
+        return self._logits(hidden)[:, 0], new_cache  # [B*K, V]
 
     def attention_maps(self, source_ids, target_ids):
         """Attention weights of every layer and head, for inspection.
@@ -189,12 +219,12 @@ class Transformer(keras.Model):
         """
         memory, encoder_self = self.encoder(
             self._embed(self.source_embedding, self.source_position, source_ids, False),
-            padding_mask=masks_lib.padding_mask(source_ids), training=False,
+            padding_mask=self._padding_mask(source_ids), training=False,
             return_attention_scores=True)
         hidden, (decoder_self, cross) = self.decoder(
             self._embed(self.target_embedding, self.target_position, target_ids, False),
-            memory, padding_mask=masks_lib.padding_mask(target_ids),
-            memory_padding_mask=masks_lib.padding_mask(source_ids), training=False,
+            memory, padding_mask=self._padding_mask(target_ids),
+            memory_padding_mask=self._padding_mask(source_ids), training=False,
             return_attention_scores=True)
         return {"encoder_self": encoder_self, "decoder_self": decoder_self, "cross": cross,
                 "logits": self._logits(hidden)}
@@ -223,3 +253,31 @@ class Transformer(keras.Model):
         if isinstance(dtype, dict):
             dtype = keras.dtype_policies.deserialize(dtype)
         return cls(dtype=dtype, **config)
+
+
+COMPUTE_DTYPES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def with_compute_dtype(model, dtype):
+    """Returns `model` rebuilt to compute in `dtype`, with the same (float32) weights.
+
+    Reduced precision halves the memory traffic of every matmul; it pays on GPUs and on CPUs
+    with AVX512-BF16 or AMX. Weights stay float32 (a Keras `mixed_*` dtype policy); softmax,
+    logits and scores stay float32 whatever the compute dtype.
+
+    Args:
+        model: a `Transformer`.
+        dtype: str, "float32", "bfloat16" or "float16".
+
+    Returns:
+        A `Transformer` whose layers compute in `dtype` (`model` itself for its own dtype).
+    """
+    if dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"Unknown compute dtype {dtype!r}; choose one of "
+                         f"{sorted(COMPUTE_DTYPES)}.")
+    policy = COMPUTE_DTYPES[dtype]
+    if model.dtype_policy.name == policy:
+        return model
+    rebuilt = Transformer(model.transformer_config, dtype=policy, name=model.name)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt

@@ -47,7 +47,6 @@ import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
 from tf_transformer import decoding
 from tf_transformer import model_dir as model_dir_lib
-from tf_transformer.text import END_ID, PAD_ID, START_ID
 
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
 # Default padded-token budget of one batch in `translate_in_batches`.
@@ -161,16 +160,18 @@ class Translator(tf.Module):
                                             max_length=self.max_length).ids  # [B, C]
         # The decoder's input: START, then the translation without END, within the model's
         # positions (a translation that never ended fills all of them).
-        tokens = tf.where(output_ids == END_ID, PAD_ID, output_ids)  # [B, C]
-        start = tf.fill([tf.shape(tokens)[0], 1], START_ID)
+        config = self.model.transformer_config  # where the special token ids live
+        pad_id = config.pad_id
+        tokens = tf.where(output_ids == config.end_id, pad_id, output_ids)  # [B, C]
+        start = tf.fill([tf.shape(tokens)[0], 1], config.start_id)
         target_ids = tf.concat([start, tokens], axis=1)[:, :self.max_length]  # [B, T]
         maps = self.model.attention_maps(source_ids, target_ids)
 
         def pieces(tokenizer, ids):
-            return tf.where(ids == PAD_ID, "", tokenizer.id_to_string(ids))
+            return tf.where(ids == pad_id, "", tokenizer.id_to_string(ids))
 
         def length(ids):
-            return tf.reduce_sum(tf.cast(ids != PAD_ID, tf.int32), axis=1)  # [B]
+            return tf.reduce_sum(tf.cast(ids != pad_id, tf.int32), axis=1)  # [B]
 
         outputs = {
             "source_tokens": pieces(self.source_tokenizer, source_ids),

@@ -87,11 +87,16 @@ def test_cached_steps_equal_full_causal_attention():
     layer = _built_layer()
     x = _random(B, T, D, seed=9)
     full = layer(x, x, attention_mask=causal_mask(T)).numpy()
-    cache = {"key": tf.zeros([B, N, T, H]), "value": tf.zeros([B, N, T, H])}
+    cache = {"key": tf.zeros([B, N, 0, H]), "value": tf.zeros([B, N, 0, H])}
     for step in range(T):
-        out, cache = layer.call_cached(x[:, step:step + 1], cache, step=tf.constant(step),
-                                       mask=merge_masks(None, causal_mask(1, T, offset=step)))
+        out, cache = layer.call_cached(x[:, step:step + 1], cache,
+                                       projection=layer.fused_projection())
+        assert cache["key"].shape == (B, N, step + 1, H)  # only the positions decoded so far
         np.testing.assert_allclose(out[:, 0], full[:, step], atol=1e-5)
+    # The fused Q/K/V projection gives the three Keras-layout projections' keys and values.
+    key, value = layer.project_key_value(x)
+    np.testing.assert_allclose(cache["key"], key, atol=1e-5)
+    np.testing.assert_allclose(cache["value"], value, atol=1e-5)
 
 
 def test_static_cache_equals_cross_attention():

@@ -76,10 +76,25 @@ def test_decoder_cached_steps_equal_full_pass():
     memory_mask = np.ones((B, S), bool)
     memory_mask[1, 2:] = False
     full = decoder(x, memory, memory_padding_mask=memory_mask).numpy()
-    cache = decoder.init_cache(tf.constant(memory), T)
+    cache = decoder.init_cache(tf.constant(memory))
     for step in range(T):
-        out, cache = decoder.decode_step(x[:, step:step + 1], cache, tf.constant(step),
-                                         memory_mask)
+        out, cache = decoder.decode_step(x[:, step:step + 1], cache, memory_mask)
+        np.testing.assert_allclose(out[:, 0], full[:, step], atol=1e-5)
+
+
+def test_decoder_cached_steps_with_hypotheses_sharing_the_memory():
+    # K=3 hypotheses per sentence are B*K rows that share their sentence's encoder keys/values.
+    decoder = Decoder(2, 4, 32)
+    K = 3
+    x, memory = _random(B * K, T, D, seed=12), _random(B, S, D, seed=13)
+    memory_mask = np.ones((B, S), bool)
+    memory_mask[0, 4:] = False
+    full = decoder(x, np.repeat(memory, K, axis=0),
+                   memory_padding_mask=np.repeat(memory_mask, K, axis=0)).numpy()
+    cache = decoder.init_cache(tf.constant(memory), hypotheses_per_sentence=K)
+    assert cache[0]["cross"]["key"].shape[0] == B and cache[0]["self"]["key"].shape[0] == B * K
+    for step in range(T):
+        out, cache = decoder.decode_step(x[:, step:step + 1], cache, memory_mask)
         np.testing.assert_allclose(out[:, 0], full[:, step], atol=1e-5)
 
 

@@ -1,7 +1,7 @@
 """Multi-head scaled dot-product attention (section 3.2 of the paper).
 
 Shape letters: B batch, T query length, S key/value length, N heads, H head size,
-D model width, L cache length (the longest decodable target).
+D model width, L cache length (the positions decoded so far).
 
 Projections use the kernel layout of `keras.layers.MultiHeadAttention`; keys, values and
 caches are kept head-major [B, N, S, H] so the attention matmuls never transpose them.
@@ -119,28 +119,63 @@ class MultiHeadAttention(keras.layers.Layer):
             return output, weights
         return output
 
-    def call_cached(self, query, cache, step=None, mask=None):
+    def fused_projection(self, dtype=None):
+        """The query, key and value kernels (and biases) side by side, for `call_cached`.
+
+        One [D, 3NH] product per decoding step instead of three [D, NH] ones: fewer, larger
+        ops. The layer keeps the three Keras-layout kernels; decoding concatenates them once
+        per call with this, not at every step.
+
+        Args:
+            dtype: the compute dtype, default the layer's.
+
+        Returns:
+            {"kernel": [D, 3N, H], "bias": [3N, H] (zeros without biases)}.
+        """
+        dtype = dtype or self.compute_dtype
+        if (self.value_dim or self.key_dim) != self.key_dim:
+            raise ValueError("A fused projection needs value_dim == key_dim; received "
+                             f"key_dim={self.key_dim}, value_dim={self.value_dim}.")
+        layers = (self.query_dense, self.key_dense, self.value_dense)
+        kernel = tf.concat([tf.cast(layer.kernel, dtype) for layer in layers],
+                           axis=1)  # [D, 3N, H]
+        if self.use_bias:
+            bias = tf.concat([tf.cast(layer.bias, dtype) for layer in layers], axis=0)
+        else:
+            bias = tf.zeros([3 * self.num_heads, self.key_dim], dtype)
+        return {"kernel": kernel, "bias": bias}  # [D, 3N, H], [3N, H]
+
+    def call_cached(self, query, cache, mask=None, projection=None):
         """Attention of decoding steps against a key/value cache (inference only).
 
         Args:
-            query: [B, T, D] tensor, usually T=1.
+            query: [B, T, D] tensor, usually T=1 (or T=K beams of one sentence against its
+                encoder keys/values).
             cache: dict with "key" and "value", each [B, N, L, H].
-            step: int32 scalar or None. For self-attention: the position of `query`; its
-                keys/values are written into the cache at `step`..`step+T-1` first. None for
-                a static cache such as the encoder-decoder keys/values.
             mask: bool tensor broadcastable to [B, N, T, L] (see `masks.merge_masks`) or None.
                 Built once per step by the caller rather than once per layer.
+            projection: None for a static cache such as the encoder-decoder keys/values, or,
+                for self-attention, `fused_projection()`: then the query's own keys and values
+                are appended to the cache first, so that the cache holds exactly the positions
+                decoded so far and needs no mask (every one is at or before the query).
 
         Returns:
-            (output [B, T, D], updated cache).
+            (output [B, T, D], cache: [B, N, L + T, H] each with a projection, else as given).
         """
-        if step is not None:
-            new_key, new_value = self.project_key_value(query)  # [B, N, T, H] x2
+        if projection is None:
+            projected_query = self.query_dense(query)  # [B, T, N, H]
+        else:
+            heads = self.num_heads
+            projected = tf.einsum("btd,dnh->btnh", query,
+                                  projection["kernel"]) + projection["bias"]  # [B, T, 3N, H]
+            projected_query = projected[:, :, :heads]  # [B, T, N, H]
             cache = {
-                "key": _write_at(cache["key"], new_key, step),  # [B, N, L, H]
-                "value": _write_at(cache["value"], new_value, step),  # [B, N, L, H]
+                "key": tf.concat([cache["key"], _heads_first(projected[:, :, heads:2 * heads])],
+                                 axis=2),  # [B, N, L+T, H]
+                "value": tf.concat([cache["value"], _heads_first(projected[:, :, 2 * heads:])],
+                                   axis=2),  # [B, N, L+T, H]
             }
-        output, _ = self._attend(self.query_dense(query), cache["key"], cache["value"], mask,
+        output, _ = self._attend(projected_query, cache["key"], cache["value"], mask,
                                  training=False)
         return output, cache
 
@@ -182,20 +217,3 @@ def _clone_initializer(initializer):
 
 def _heads_first(x):
     return tf.transpose(x, [0, 2, 1, 3])  # [B, T, N, H] <-> [B, N, T, H]
-
-
-def _write_at(cache, update, step):
-    """Writes `update` [B, N, T, H] into `cache` [B, N, L, H] at positions step..step+T-1.
-
-    A scatter keeps the cache's static shape (which `tf.while_loop` and XLA need) and costs
-    O(B*N*T*H), not O(B*N*L*H) as a one-hot blend would; TensorScatterUpdate is a core op that
-    every TensorFlow Serving build has.
-    """
-    shape = tf.shape(update)
-    batch, heads, length = shape[0], shape[1], shape[2]
-    grid = [batch, heads, length]
-    rows = tf.broadcast_to(tf.range(batch)[:, None, None], grid)  # [B, N, T]
-    head_ids = tf.broadcast_to(tf.range(heads)[None, :, None], grid)  # [B, N, T]
-    positions = tf.broadcast_to(tf.range(length)[None, None, :] + step, grid)  # [B, N, T]
-    indices = tf.stack([rows, head_ids, positions], axis=-1)  # [B, N, T, 3]
-    return tf.tensor_scatter_nd_update(cache, indices, update)  # [B, N, L, H]

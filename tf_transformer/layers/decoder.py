@@ -1,7 +1,7 @@
 """The decoder: masked self-attention, encoder-decoder attention and feed-forward (3.1).
 
 Shape letters: B batch, T target length, S source length, D model width, N heads, H head size,
-L layers, C cache length (the longest decodable target).
+L layers, K hypotheses per sentence (the beam) in decoding.
 """
 
 import keras
@@ -77,43 +77,55 @@ class DecoderLayer(TransformerBlock):
             return outputs, (self_weights, cross_weights)
         return outputs
 
-    def init_cache(self, memory, max_length):
+    def init_cache(self, memory, hypotheses_per_sentence=1):
         """Returns this layer's decoding cache for `memory` [B, S, D].
 
-        "self" holds room for `max_length` self-attention keys/values [B, N, C, H], filled one
-        step at a time; "cross" holds the encoder-decoder keys/values [B, N, S, H], computed
-        once here instead of at every step.
-        """
-        batch = tf.shape(memory)[0]
-        heads, head_size = self.num_heads, self.self_attention.key_dim
-        empty = tf.zeros([batch, heads, max_length, head_size],
-                         self.compute_dtype)  # [B, N, C, H]
-        cross_key, cross_value = self.cross_attention.project_key_value(memory)  # [B, N, S, H]
-        return {"self": {"key": empty, "value": empty},
-                "cross": {"key": cross_key, "value": cross_value}}
-
-    def decode_step(self, inputs, cache, step, self_attention_mask=None, memory_mask=None):
-        """One incremental step: `inputs` [B, 1, D] at position `step` -> ([B, 1, D], cache).
+        "self" holds the self-attention keys/values of the positions decoded so far, one row
+        per hypothesis [B*K, N, 0, H] (empty: it grows by one position per step); "cross"
+        holds the encoder-decoder keys/values [B, N, S, H], computed once here instead of at
+        every step and shared by the K hypotheses of a sentence; "projection" the fused
+        self-attention Q/K/V kernel (see `MultiHeadAttention.fused_projection`), also
+        computed once.
 
         Args:
-            inputs: [B, 1, D] embedded token at position `step`.
+            memory: [B, S, D] encoder output.
+            hypotheses_per_sentence: int or int32 scalar K, default 1 (beam search: the beam).
+        """
+        rows = tf.shape(memory)[0] * hypotheses_per_sentence
+        empty = tf.zeros([rows, self.num_heads, 0, self.self_attention.key_dim],
+                         self.compute_dtype)  # [B*K, N, 0, H]
+        cross_key, cross_value = self.cross_attention.project_key_value(memory)  # [B, N, S, H]
+        return {"self": {"key": empty, "value": empty},
+                "cross": {"key": cross_key, "value": cross_value},
+                "projection": self.self_attention.fused_projection()}
+
+    def decode_step(self, inputs, cache, memory_mask=None):
+        """One incremental step: `inputs` [B*K, 1, D] -> ([B*K, 1, D], cache).
+
+        Args:
+            inputs: [B*K, 1, D] embedded tokens at the next position, K hypotheses per
+                sentence (K=1 outside beam search), grouped by sentence.
             cache: from `init_cache` or the previous step.
-            step: int32 scalar.
-            self_attention_mask: bool broadcastable to [B, N, 1, C]: the cache positions
-                written so far (see `Decoder.decode_step`).
             memory_mask: bool broadcastable to [B, N, 1, S]: the non-padding source positions.
         """
         normed = self.self_attention_residual.normalize_input(inputs)
         attended, self_cache = self.self_attention.call_cached(
-            normed, cache["self"], step=step, mask=self_attention_mask)  # [B, 1, D]
+            normed, cache["self"], projection=cache["projection"])  # [B*K, 1, D]
         x = self.self_attention_residual(inputs, attended, training=False)
         normed = self.cross_attention_residual.normalize_input(x)
+        # The K hypotheses of a sentence attend to the same encoder keys/values: ask them as K
+        # queries of one sentence rather than copying the keys/values K times.
+        sentences = tf.shape(cache["cross"]["key"])[0]
+        width = tf.shape(normed)[-1]
+        queries = tf.reshape(normed, [sentences, -1, width])  # [B, K, D]
         attended, _ = self.cross_attention.call_cached(
-            normed, cache["cross"], mask=memory_mask)  # [B, 1, D]
+            queries, cache["cross"], mask=memory_mask)  # [B, K, D]
+        attended = tf.reshape(attended, tf.shape(x))  # [B*K, 1, D]
         x = self.cross_attention_residual(x, attended, training=False)
         transformed = self.feed_forward(self.feed_forward_residual.normalize_input(x))
-        outputs = self.feed_forward_residual(x, transformed, training=False)  # [B, 1, D]
-        return outputs, {"self": self_cache, "cross": cache["cross"]}
+        outputs = self.feed_forward_residual(x, transformed, training=False)  # [B*K, 1, D]
+        return outputs, {"self": self_cache, "cross": cache["cross"],
+                         "projection": cache["projection"]}
 
     def compute_output_shape(self, inputs_shape, memory_shape=None):
         return inputs_shape
@@ -158,30 +170,25 @@ class Decoder(TransformerStack):
                        tf.stack(cross_weights, axis=1))  # [B, L, N, T, S]
         return x
 
-    def init_cache(self, memory, max_length):
+    def init_cache(self, memory, hypotheses_per_sentence=1):
         """Returns the decoding cache: a list with one `DecoderLayer.init_cache` per layer."""
-        return [layer.init_cache(memory, max_length) for layer in self.blocks]
+        return [layer.init_cache(memory, hypotheses_per_sentence) for layer in self.blocks]
 
-    def decode_step(self, inputs, cache, step, memory_padding_mask=None):
-        """One incremental step over all layers: [B, 1, D] -> ([B, 1, D], cache).
+    def decode_step(self, inputs, cache, memory_padding_mask=None):
+        """One incremental step over all layers: [B*K, 1, D] -> ([B*K, 1, D], cache).
 
         Args:
-            inputs: [B, 1, D] embedded token at position `step`.
+            inputs: [B*K, 1, D] embedded tokens at the next position (K hypotheses per
+                sentence, grouped by sentence; K=1 outside beam search).
             cache: from `init_cache` or the previous step.
-            step: int32 scalar.
             memory_padding_mask: [B, S] bool, or a mask already merged to [B, 1, 1, S].
         """
-        cache_length = tf.shape(cache[0]["self"]["key"])[2]
-        # The masks are the same for every layer: build them once per step.
-        self_mask = masks_lib.merge_masks(
-            attention_mask=masks_lib.causal_mask(1, cache_length, offset=step))  # [1, 1, 1, C]
         if memory_padding_mask is not None and len(memory_padding_mask.shape) == 2:
             memory_padding_mask = masks_lib.merge_masks(memory_padding_mask)  # [B, 1, 1, S]
         x = inputs
         new_cache = []
         for layer, layer_cache in zip(self.blocks, cache):
-            x, layer_cache = layer.decode_step(x, layer_cache, step, self_mask,
-                                               memory_padding_mask)
+            x, layer_cache = layer.decode_step(x, layer_cache, memory_padding_mask)
             new_cache.append(layer_cache)
         x = self._finish(x)
         return x, new_cache

@@ -5,7 +5,7 @@ Shape letters: B batch, T query (target) length, S key (source) length.
 
 import tensorflow as tf
 
-PAD_ID = 0
+from tf_transformer.config import PAD_ID
 
 
 def padding_mask(token_ids: tf.Tensor, pad_id: int = PAD_ID) -> tf.Tensor:

@@ -11,13 +11,11 @@ import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from tf_transformer.config import END_ID, PAD_ID, START_ID, UNK_ID
 from tf_transformer.text.normalization import normalize_text
 
-# Reserved ids, the same in every vocabulary (see `train_subword_tokenizer`).
-PAD_ID = 0
-UNK_ID = 1
-START_ID = 2
-END_ID = 3
+# The reserved ids (defined in `tf_transformer.config`) are the same in every vocabulary (see
+# `train_subword_tokenizer`).
 
 MODEL_FILENAME = "sentencepiece.model"
 CONFIG_FILENAME = "tokenizer.json"
@@ -50,7 +48,9 @@ class SubwordTokenizer(tf.Module):
     inside a `tf.function`. Text is normalized (`normalize_text`: NFKC, white space, optional
     lowercasing) before SentencePiece sees it, exactly as when the vocabulary was trained.
 
-    Reserved ids: PAD=0, UNK=1, START=2, END=3. `tokenize` adds no START/END.
+    Reserved ids: PAD=0, UNK=1, START=2, END=3, also as the attributes `pad_id`, `unk_id`,
+    `start_id`, `end_id` (the `TransformerConfig` fields of the same names default to them).
+    `tokenize` adds no START/END.
 
     Seed TensorFlow (`keras.utils.set_random_seed`, `tf.random.set_seed`) before creating
     tokenizers: in eager mode setting the seed resets the context and drops the SentencePiece
@@ -62,6 +62,11 @@ class SubwordTokenizer(tf.Module):
             vocabulary was trained).
         name: str, default None. Module name.
     """
+
+    pad_id = PAD_ID
+    unk_id = UNK_ID
+    start_id = START_ID
+    end_id = END_ID
 
     def __init__(self, model_file, lowercase=False, name=None):
         super().__init__(name=name)
