@@ -123,7 +123,7 @@ def test_mixed_precision_computes_in_half_and_returns_float32_logits(policy, com
     assert memory.dtype == compute_dtype
     out = mixed((SOURCE, TARGET_IN))
     assert out.dtype == tf.float32
-    cache = mixed.init_cache(memory, SOURCE, 4)
+    cache = mixed.init_cache(memory, SOURCE)
     step_logits, _ = mixed.decode_step(tf.constant([2, 2]), 0, cache)
     assert step_logits.dtype == tf.float32
     np.testing.assert_allclose(step_logits, out[:, 0], atol=0.05 * np.abs(out).max())
