@@ -3,10 +3,11 @@
     python benchmarks/quality.py /work/shared/data/multi30k [--minutes 60] [--work-dir DIR]
 
 1. `tft-train` with the recipe below (plain options, printed so the run can be repeated by
-   hand) and `--max-minutes`: it stops at the end of the last epoch that fits the budget
-   (start-up included) and keeps the last `--average` epoch checkpoints.
+   hand) and `--max-minutes`: it stops at the end of the last interval (`--interval-steps`
+   optimizer steps) that fits the budget, start-up included, and keeps the last `--average`
+   interval checkpoints.
 2. `tft-export` twice: the best single checkpoint (validation-sample BLEU) and
-   `--average-last N` of the kept epoch checkpoints.
+   `--average-last N` of the kept interval checkpoints.
 3. Both SavedModels translate the validation split (greedy, `serving_default`); the better
    one is kept, and both are scored on the test splits, greedy and with the
    `translate_beams` signature (beam 4, with and without the length penalty): detokenized,
@@ -53,7 +54,9 @@ RECIPE = [
     "--warmup-steps", str(WARMUP_STEPS), "--learning-rate-scale",
     f"{PEAK_LEARNING_RATE * math.sqrt(D_MODEL * WARMUP_STEPS):.6g}",
     "--label-smoothing", "0.1", "--mixed-precision", "bf16", "--bleu-samples", "300",
-    "--bleu-batch-tokens", "4096", "--attention-probes", "0", "--epochs", "1000",
+    "--bleu-batch-tokens", "4096", "--attention-probes", "0",
+    # Unbounded in steps: --max-minutes ends the run.
+    "--train-steps", "1000000",
 ]
 
 
@@ -66,9 +69,10 @@ def parse_args(argv=None):
                         help="comma-separated test splits")
     parser.add_argument("--minutes", type=float, default=60.0,
                         help="tft-train --max-minutes (start-up and validation included)")
-    parser.add_argument("--interval-steps", type=int, default=None,
+    parser.add_argument("--interval-steps", type=int, default=110,
                         help="tft-train --steps-per-epoch: steps between evaluations, "
-                             "checkpoints and time-budget checks (default: one pass)")
+                             "checkpoints and time-budget checks (default 110, about one "
+                             "pass over Multi30k's training split)")
     parser.add_argument("--average", type=int, default=5,
                         help="epoch checkpoints kept and averaged (at most)")
     parser.add_argument("--beam-size", type=int, default=4)
@@ -132,8 +136,7 @@ def main(argv=None):
         "--source-lang", args.source_lang, "--target-lang", args.target_lang, *RECIPE,
         "--max-minutes", f"{args.minutes:g}", "--keep-checkpoints", str(args.average),
         "--seed", str(args.seed), "--verbose", "2"]
-    if args.interval_steps:
-        train_command += ["--steps-per-epoch", str(args.interval_steps)]
+    train_command += ["--steps-per-epoch", str(args.interval_steps)]
     started = time.perf_counter()
     summary = json.loads(run(train_command))
     training_minutes = (time.perf_counter() - started) / 60

@@ -15,7 +15,7 @@ from trainers import model_dir as model_dir_lib
 STEPS_PER_EPOCH = 100
 
 
-def _wait_for(condition, process, timeout=300):
+def _wait_for(condition, process, timeout=1800):
     deadline = time.monotonic() + timeout
     while not condition():
         assert process.poll() is None, process.stderr.read()[-4000:]
@@ -56,7 +56,7 @@ def test_sigkill_mid_interval_resumes_without_losing_a_finished_interval(corpus_
         STEPS_PER_EPOCH]
     assert model_dir_lib.resume_epoch(model_dir) == 1
 
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600,
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=1800,
                              env=python_env(), cwd=PROJECT_ROOT)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     summary = json.loads(resumed.stdout.strip().splitlines()[-1])
