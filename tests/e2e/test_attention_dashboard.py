@@ -29,6 +29,10 @@ pytestmark = pytest.mark.e2e
 
 try:
     from selenium import webdriver
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -222,9 +226,36 @@ def assert_heatmap_is(driver, matrix):
 
 
 def select_kind(driver, kind):
-    Select(driver.find_element(By.ID, "kind-select")).select_by_value(kind)
-    WebDriverWait(driver, TIMEOUT).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, "svg.tokens").get_attribute("data-kind") == kind)
+    """Chooses the attention kind and waits until both the tokens and the heatmap show it."""
+    # The page redraws its controls when data arrive, so an element found a moment ago may be
+    # gone: retry on stale elements instead of failing on a redraw.
+    wait = WebDriverWait(driver, TIMEOUT, ignored_exceptions=(StaleElementReferenceException,))
+
+    def chosen(d):
+        select = Select(d.find_element(By.ID, "kind-select"))
+        if select.first_selected_option.get_attribute("value") != kind:
+            select.select_by_value(kind)
+        tokens = d.find_elements(By.CSS_SELECTOR, "svg.tokens")
+        return (tokens and tokens[0].get_attribute("data-kind") == kind
+                and d.find_elements(By.CSS_SELECTOR, "figure.matrix rect.cell"))
+
+    wait.until(chosen)
+
+
+def click_when_drawn(driver, selector):
+    """Clicks the element matching `selector` once drawn, again if a redraw replaced it."""
+    def clicked(d):
+        d.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    WebDriverWait(driver, TIMEOUT, ignored_exceptions=(
+        StaleElementReferenceException, NoSuchElementException)).until(clicked)
+
+
+def find_when_drawn(driver, selector):
+    """The element matching `selector`, once the page has drawn it."""
+    return WebDriverWait(driver, TIMEOUT).until(
+        lambda d: (d.find_elements(By.CSS_SELECTOR, selector) or [None])[0])
 
 
 def test_every_tab_of_the_readme_command_shows_data(driver, served, screenshot):
@@ -283,8 +314,7 @@ def test_model_view_click_focuses_a_head(driver, served, screenshot):
     assert_heatmap_is(driver, mean)
 
     layer, head = layers - 1, heads - 1
-    driver.find_element(
-        By.CSS_SELECTOR, f"canvas.thumb[data-layer='{layer}'][data-head='{head}']").click()
+    click_when_drawn(driver, f"canvas.thumb[data-layer='{layer}'][data-head='{head}']")
     WebDriverWait(driver, TIMEOUT).until(
         lambda d: d.find_element(By.ID, "focus-label").text == f"layer {layer}, head {head}")
     assert driver.find_element(
@@ -310,8 +340,7 @@ def test_hovering_a_cell_shows_its_value_and_highlights_its_tokens(driver, serve
     open_attention(driver, url)
     select_kind(driver, "cross")
     q, k = 1, 2
-    cell = driver.find_element(
-        By.CSS_SELECTOR, f"figure.matrix rect.cell[data-q='{q}'][data-k='{k}']")
+    cell = find_when_drawn(driver, f"figure.matrix rect.cell[data-q='{q}'][data-k='{k}']")
     ActionChains(driver).move_to_element(cell).perform()
     tooltip = driver.find_element(By.ID, "tooltip")
     WebDriverWait(driver, TIMEOUT).until(lambda d: tooltip.is_displayed())
@@ -381,7 +410,7 @@ def test_typed_sentence_box_returns_attention_for_a_new_sentence(driver, served,
 
     select_kind(driver, "cross")
     expected = get_json(url, "attention/inspect", text=TYPED_SENTENCE, kind="cross")
-    driver.find_element(By.CSS_SELECTOR, "canvas.thumb[data-layer='0'][data-head='1']").click()
+    click_when_drawn(driver, "canvas.thumb[data-layer='0'][data-head='1']")
     WebDriverWait(driver, TIMEOUT).until(
         lambda d: d.find_element(By.ID, "focus-label").text == "layer 0, head 1")
     assert_heatmap_is(driver, expected["weights"][0][1])
