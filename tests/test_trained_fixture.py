@@ -3,19 +3,19 @@
 The serving, inspection and dashboard tests run on this model; they mean something only if it
 has learned to translate. Held out: the first 300 pairs of the bundled corpus's test split
 (sentences hashed away from training; the corpus is sorted by length, so these are short
-sentences like the first 3,000 training pairs the fixture learns from), scored with sacreBLEU
-against one reference each.
+sentences of 1-4 words, the domain of the 20,000 shortest training pairs the fixture learns
+from), scored with sacreBLEU (cased) against one reference each. The corpus gives several
+Spanish sentences for one English one ("Fire!" three times), so even a perfect model scores
+far below 100 here.
 
-Measured on a shared 2-core machine: the trained fixture scores BLEU 0.0 (it answers
-"ssssssssssssssssss" to "Fire!"), the same model untrained (fresh weights, same tokenizers)
-0.02. The fixture does not translate yet, so the test is an expected failure (strict: once the
-fixture learns enough to pass the floor, the test reports it and the mark must go). A variant
-trained on the 20,000 shortest training pairs for 4 epochs (764 steps, 700 s on the loaded
-machine) reached only 0.25, so a fixture that passes needs more than a longer run of seconds.
+Measured on a shared 2-core machine: the trained fixture scores BLEU 5.8 to 7.4 across runs
+(training on CPU threads is not bit-reproducible), the same model untrained (fresh weights,
+same tokenizers) 0.00 to 0.02. The floor of 3 sits between the two with room for that noise.
+The fixture's earlier recipe (3,000 pairs, 3 epochs of 1,024-token batches, peak learning rate
+about 0.03, label smoothing 0.1) scored 0.0 and answered "sssssssss" to "Fire!".
 """
 
 import numpy as np
-import pytest
 import sacrebleu
 import tensorflow as tf
 
@@ -24,7 +24,7 @@ from tests.text.corpus import anki_pairs
 from tf_transformer import decoding
 
 HELD_OUT_PAIRS = 300
-BLEU_FLOOR = 5.0
+BLEU_FLOOR = 3.0
 
 
 def held_out():
@@ -36,8 +36,6 @@ def bleu(translations, references):
     return sacrebleu.corpus_bleu(translations, [references]).score
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the tiny fixture model does not translate: held-out BLEU 0.0")
 def test_trained_fixture_passes_the_bleu_floor_and_an_untrained_model_does_not(
         exported_translator):
     import tensorflow_text  # noqa: F401 -- registers the tokenizer ops of the export

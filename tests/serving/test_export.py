@@ -146,8 +146,10 @@ def test_odd_inputs_get_an_answer(exported_translator):
     assert lengths[2] == max_length  # 400 words are cut to max_length tokens
     assert lengths[0] == 0 and lengths[1] == 0
     assert lengths[3] > 0 and lengths[4] > 0  # unknown scripts become UNK tokens
-    # Each sentence on its own gives the same answer (empty strings too).
-    for index in (0, 3):
+    # Each sentence on its own gives the same answer. Not asserted for the empty strings: with
+    # no source token to attend to, cross-attention spreads evenly over the batch's padding,
+    # so a trained model's answer to "" depends on how long the batch's other sentences are.
+    for index in (3, 6):
         alone = loaded.signatures["serving_default"](text=tf.constant([ODD_INPUTS[index]]))
         assert alone["translation"].numpy()[0] == greedy["translation"].numpy()[index]
 

@@ -76,6 +76,12 @@ def run(argv, capsys):
     return status, captured.out, captured.err
 
 
+def nbest_rows(output):
+    """tft-translate's n-best lines as (index, rank, score, translation) tuples."""
+    rows = [line.split("\t") for line in output.splitlines()]
+    return [(index, rank, float(score), text) for index, rank, score, text in rows]
+
+
 def alone(signatures, sentence):
     """The greedy translation of one sentence sent alone, or "" for an empty line."""
     if not sentence.strip():
@@ -241,14 +247,13 @@ def test_server_mode_equals_export_mode(export, served, files, capsys, decoding)
     if not decoding:
         assert from_server == from_export
     else:
-        rows = lambda out: [line.split("\t") for line in out.split("\n")[:-1]]  # noqa: E731
-        server_rows, export_rows = rows(from_server), rows(from_export)
+        # Batches of 3 rows against one batch of all rows.
+        server_rows, export_rows = nbest_rows(from_server), nbest_rows(from_export)
         assert [row[:2] for row in server_rows] == [row[:2] for row in export_rows]
-        # The whole beam is listed (top beams = beam size), so every tie is visible.
         for start in range(0, len(export_rows), 3):
             block, expected = server_rows[start:start + 3], export_rows[start:start + 3]
-            assert_same_nbest([row[3] for row in block], [float(row[2]) for row in block],
-                              [row[3] for row in expected], [float(row[2]) for row in expected])
+            assert_same_nbest([row[3] for row in block], [row[2] for row in block],
+                              [row[3] for row in expected], [row[2] for row in expected])
     status, _, err = run([*server, "--max-sentences", "4"], capsys)
     assert status == 1
     assert "400" in err and "lower --max-sentences" in err
