@@ -22,6 +22,8 @@ import tensorflow as tf
 import tf_transformer as tft
 from tests.text.corpus import anki_pairs
 from tf_transformer import decoding
+from tf_transformer.model_dir import ModelDir
+from tf_transformer.text import TokenizerPair
 
 HELD_OUT_PAIRS = 300
 BLEU_FLOOR = 3.0
@@ -37,17 +39,19 @@ def bleu(translations, references):
 
 
 def test_trained_fixture_passes_the_bleu_floor_and_an_untrained_model_does_not(
-        exported_translator):
+        exported_translator, trained_model_dir):
     import tensorflow_text  # noqa: F401 -- registers the tokenizer ops of the export
 
-    export_dir, model, tokenizers = exported_translator
+    export_dir, model, _ = exported_translator
     sources, references = held_out()
     translate = tf.saved_model.load(export_dir).signatures["serving_default"]
     trained = [t.decode() for t in translate(text=tf.constant(sources))["translation"].numpy()]
     trained_bleu = bleu(trained, references)
 
-    # No tf.random.set_seed here: it clears TensorFlow's eager kernel cache, which drops the
-    # SentencePiece resource the fixture's tokenizers use in eager mode.
+    # Tokenizers loaded here, not the fixture's: a tf.random.set_seed call in an earlier test
+    # clears TensorFlow's eager kernel cache, which drops the SentencePiece resource that
+    # tokenizers created before it use in eager mode.
+    tokenizers = TokenizerPair.load(ModelDir(trained_model_dir).tokenizer_dir)
     untrained_model = tft.Transformer(model.transformer_config)
     max_length = model.transformer_config.max_length
     source_ids = tokenizers.source.tokenize_padded(tf.constant(sources), max_length)
