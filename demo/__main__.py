@@ -67,8 +67,8 @@ def main(argv=None):
     print(format_summary(summary), flush=True)
 
     from serving.export import export
-    from serving.versions import next_version_dir
     from tf_transformer.model_dir import load_model
+    from tf_transformer.versions import next_version_dir
 
     export_base = os.path.abspath(os.path.join(args.export_base, MODEL_NAME))
     print(f"\n== 2/4 Exporting the best checkpoint to {export_base}", flush=True)

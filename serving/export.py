@@ -29,8 +29,7 @@ import tempfile
 
 import tensorflow as tf
 
-from serving import versions
-from tf_transformer import checkpoints, model_dir
+from tf_transformer import checkpoints, model_dir, versions
 from tf_transformer.model import with_compute_dtype
 from tf_transformer.translator import Translator
 

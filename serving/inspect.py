@@ -15,7 +15,7 @@ import sys
 
 import tensorflow as tf
 
-from serving import versions
+from tf_transformer import versions
 from tf_transformer.tensorboard import summaries
 from tf_transformer.translator import split_attention
 

@@ -155,7 +155,7 @@ class ExportModel:
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
-        from serving.versions import latest_saved_model
+        from tf_transformer.versions import latest_saved_model
 
         try:
             self.path = latest_saved_model(export_dir)

@@ -25,8 +25,8 @@ import threading
 
 import grpc
 
-from serving import versions
 from serving.server import errors
+from tf_transformer import versions
 
 logger = logging.getLogger(__name__)
 

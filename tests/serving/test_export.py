@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from serving.export import export
-from serving.versions import next_version_dir
 from tf_transformer import decoding
 from tf_transformer.translator import Translator, split_attention, translate_texts
+from tf_transformer.versions import next_version_dir
 
 SENTENCES = ["I like to read books.", "Where is the train station?", "Tom is here."]
 ODD_INPUTS = ["", "   \t ", "word " * 400, "東京は大きい都市です。", "Привет, мир!", "🙂🙂🙂",

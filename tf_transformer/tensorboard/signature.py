@@ -9,11 +9,9 @@ TensorFlow and the translator are imported on first use: TensorBoard loads this 
 startup even when no export is given.
 """
 
-import os
 import threading
 
 SIGNATURE_NAME = "attention"
-_SAVED_MODEL_FILENAME = "saved_model.pb"
 
 
 def resolve_saved_model(export_dir):
@@ -26,21 +24,13 @@ def resolve_saved_model(export_dir):
     Raises:
         ValueError: if `export_dir` holds neither.
     """
-    import tensorflow as tf
+    from tf_transformer import versions
 
-    if tf.io.gfile.exists(os.path.join(export_dir, _SAVED_MODEL_FILENAME)):
-        return export_dir
-    names = tf.io.gfile.listdir(export_dir) if tf.io.gfile.isdir(export_dir) else []
-    versions = [int(name.rstrip("/")) for name in names if name.rstrip("/").isdigit()
-                and tf.io.gfile.exists(
-                    os.path.join(export_dir, name.rstrip("/"), _SAVED_MODEL_FILENAME))]
-    if not versions:
-        raise ValueError(
-            f"{export_dir!r} is neither a SavedModel nor a folder of numbered SavedModel "
-            "versions; point the Attention dashboard at an export of tft-export "
-            "(EXPORT_BASE/NAME or EXPORT_BASE/NAME/VERSION)."
-        )
-    return os.path.join(export_dir, str(max(versions)))
+    try:
+        return versions.latest_saved_model(export_dir)
+    except ValueError as error:
+        raise ValueError(f"{error} Point the Attention dashboard at an export of tft-export "
+                         "(EXPORT_BASE/NAME or EXPORT_BASE/NAME/VERSION).") from None
 
 
 class AttentionSignature:

@@ -2,7 +2,8 @@
 
 TF Serving's layout: a model's base path holds one folder per version, named by a positive
 integer; the server serves the versions its policy picks (the highest by default). The
-export, `tft-inspect` and the server's model manager all read the layout through here.
+export, `tft-inspect`, `tft-translate`, the server's model manager and the Attention
+dashboard's sentence box all read the layout through here.
 
 - `saved_model_versions(base_path)`: {version: path} of the versions that hold a SavedModel.
 - `latest_saved_model(path)`: a SavedModel folder as given, or the highest version under a

@@ -1,10 +1,10 @@
-"""Tests for serving/versions.py: the EXPORT_BASE/NAME/VERSION layout."""
+"""Tests for tf_transformer/versions.py: the EXPORT_BASE/NAME/VERSION layout."""
 
 import os
 
 import pytest
 
-from serving import versions
+from tf_transformer import versions
 
 
 def _layout(tmp_path):
