@@ -42,14 +42,15 @@ from tf_transformer.data import load_parallel  # noqa: E402
 from tf_transformer.metrics import corpus_bleu  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-D_MODEL, WARMUP_STEPS, PEAK_LEARNING_RATE = 256, 800, 1e-3
+D_MODEL, WARMUP_STEPS, PEAK_LEARNING_RATE = 256, 300, 2e-3
 # The Multi30k recipe: `small` scaled to d_model 256 (3+3 layers, 7.6M parameters with the
-# shared 8,000-piece vocabulary and tied embeddings), dropout 0.2, label smoothing 0.1, bf16,
-# 4,096-token batches, a short warmup to a peak learning rate of 1e-3 (the schedule peaks at
-# scale * (d_model * warmup_steps)^-0.5).
+# shared 8,000-piece vocabulary and tied embeddings), pre-norm, dropout 0.2, label smoothing
+# 0.1, bf16, 4,096-token batches, a short warmup (300 steps) to a peak learning rate of 2e-3
+# (the schedule peaks at scale * (d_model * warmup_steps)^-0.5). Pre-norm is what allows the
+# short warmup and high peak; benchmarks/RESULTS.md has the ablations.
 RECIPE = [
     "--preset", "small", "--d-model", str(D_MODEL), "--num-layers", "3", "--num-heads", "4",
-    "--d-ff", "1024", "--dropout", "0.2", "--vocab-size", "8000", "--shared-vocab",
+    "--d-ff", "1024", "--norm-first", "--dropout", "0.2", "--vocab-size", "8000", "--shared-vocab",
     "--batch-tokens", "4096", "--max-length", "64", "--model-max-length", "64",
     "--warmup-steps", str(WARMUP_STEPS), "--learning-rate-scale",
     f"{PEAK_LEARNING_RATE * math.sqrt(D_MODEL * WARMUP_STEPS):.6g}",
