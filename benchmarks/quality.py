@@ -8,11 +8,11 @@
    interval checkpoints.
 2. `tft-export` twice: the best single checkpoint (validation-sample BLEU) and
    `--average-last N` of the kept interval checkpoints.
-3. Both SavedModels translate the validation split (greedy, `serving_default`); the better
-   one is kept, and both are scored on the test splits, greedy and with the
-   `translate_beams` signature (beam 4, with and without the length penalty): detokenized,
-   cased sacreBLEU (13a). Every translation goes through the export, the library's
-   translation path.
+3. Both SavedModels translate the validation split (greedy); the better one is kept, and
+   both are scored on the test splits, greedy and with beam search (beam 4, with and without
+   the length penalty): detokenized, cased sacreBLEU (13a). Every translation goes through
+   the export and `translate_texts`, the library's one batched translation path (as
+   tft-translate and the training BLEU callback).
 
 Also reported: optimizer steps, target tokens trained on and epochs (machines differ in
 speed, so the budget alone does not say how much training happened).
@@ -40,6 +40,7 @@ import tensorflow_text  # noqa: E402, F401  (the export's tokenizer ops)
 from benchmarks import common  # noqa: E402
 from tf_transformer.data import load_parallel  # noqa: E402
 from tf_transformer.metrics import corpus_bleu  # noqa: E402
+from tf_transformer.translator import translate_texts  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 D_MODEL, WARMUP_STEPS, PEAK_LEARNING_RATE = 256, 300, 2e-3
@@ -78,7 +79,8 @@ def parse_args(argv=None):
                         help="epoch checkpoints kept and averaged (at most)")
     parser.add_argument("--beam-size", type=int, default=4)
     parser.add_argument("--alpha", type=float, default=0.6, help="GNMT length penalty")
-    parser.add_argument("--decode-batch", type=int, default=100)
+    parser.add_argument("--batch-tokens", type=int, default=4096,
+                        help="padded words per translation batch (sentences length-sorted)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default=None,
                         help="model dir and exports go here (default: a new temporary folder)")
@@ -108,21 +110,6 @@ def read_split(data, split, args):
         sources.append(source.decode("utf-8"))
         references.append(target.decode("utf-8"))
     return sources, references
-
-
-def translate(export, sentences, batch_size, beam_size=None, alpha=0.0):
-    """Translations of `sentences` by a loaded export: greedy, or the best beam."""
-    outputs = []
-    for start in range(0, len(sentences), batch_size):
-        text = tf.constant(sentences[start:start + batch_size])
-        if beam_size:
-            result = export.signatures["translate_beams"](
-                text=text, beam_size=tf.constant(beam_size), top_beams=tf.constant(1),
-                alpha=tf.constant(alpha, tf.float32))["translations"][:, 0]
-        else:
-            result = export.signatures["serving_default"](text=text)["translation"]
-        outputs += [value.decode("utf-8") for value in result.numpy()]
-    return outputs
 
 
 def main(argv=None):
@@ -158,7 +145,8 @@ def main(argv=None):
     for split in args.test_splits.split(","):
         splits[split] = read_split(data, split, args)
     sources, references = splits["validation"]
-    validation = {name: corpus_bleu(translate(export, sources, args.decode_batch), references)
+    validation = {name: corpus_bleu(translate_texts(export, sources, args.batch_tokens),
+                                    references)
                   for name, export in loaded.items()}
     final = max(validation, key=validation.get)
     print("validation greedy BLEU: " + ", ".join(
@@ -174,8 +162,8 @@ def main(argv=None):
             if split == "validation":
                 continue
             for decoder, options in decoders.items():
-                score = corpus_bleu(translate(export, sources, args.decode_batch, **options),
-                             references)
+                score = corpus_bleu(
+                    translate_texts(export, sources, args.batch_tokens, **options), references)
                 test.setdefault(split, {}).setdefault(name, {})[decoder] = score
                 print(f"  {split:18} {name:22} {decoder:20} BLEU {score:6.2f}", flush=True)
 
