@@ -28,10 +28,15 @@ def _strip(ids):
     return out
 
 
-def test_cached_greedy_equals_uncached_greedy(random_model):
-    cached = tf.function(lambda s: decoding.greedy_decode(random_model, s, max_length=20))(SOURCE)
+# 3 rows: a step attends with broadcast products; 24: with matmul kernels (attention.py).
+@pytest.mark.parametrize("copies", [1, 8])
+def test_cached_greedy_equals_uncached_greedy(random_model, copies):
+    source = np.tile(SOURCE, [copies, 1])
+    noise = np.random.default_rng(7).integers(4, 16, source.shape)
+    source[3:] = np.where(source[3:] > 0, noise[3:], 0)  # other sentences than the first 3
+    cached = tf.function(lambda s: decoding.greedy_decode(random_model, s, max_length=20))(source)
     uncached = tf.function(
-        lambda s: decoding.greedy_decode_uncached(random_model, s, max_length=20))(SOURCE)
+        lambda s: decoding.greedy_decode_uncached(random_model, s, max_length=20))(source)
     assert cached.ids.shape[1] == 20  # the untrained model never says END: runs to the cap
     np.testing.assert_array_equal(cached.ids, uncached.ids)
     np.testing.assert_allclose(cached.scores, uncached.scores, rtol=1e-4)

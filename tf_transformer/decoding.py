@@ -1,12 +1,15 @@
 """Greedy decoding, sampling and beam search on the model's key/value cache.
 
 Everything runs as TensorFlow ops in a `tf.while_loop` (no Python loop over tokens), so it
-traces into `tf.function`s and SavedModel signatures. Three things keep a step cheap:
+traces into `tf.function`s and SavedModel signatures. Four things keep a step cheap:
 - the self-attention cache grows by one position per step, so a step attends to the positions
   decoded so far, not to a `max_length` buffer;
 - a sentence that is done leaves the working batch (its rows of the cache with it), so the
   last long sentence of a batch does not drag the finished ones along;
-- beam search's K hypotheses of a sentence share one copy of its encoder keys/values.
+- beam search's K hypotheses of a sentence share one copy of its encoder keys/values;
+- a step runs few, cheap kernels: 2-D matmuls for the projections and logits (no einsum),
+  and with few query rows (batch 1) attention as broadcast products instead of batch-matmul
+  and softmax kernels, whose fixed cost per call outweighs their work there.
 
 The special ids (PAD, START, END) are the model's, read from its `TransformerConfig`.
 

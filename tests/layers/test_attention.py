@@ -125,3 +125,24 @@ def test_layer_harness(tmp_path):
 def test_invalid_arguments_name_the_value(kwargs, bad):
     with pytest.raises(ValueError, match=bad):
         MultiHeadAttention(**kwargs)
+
+
+@pytest.mark.parametrize("batch", [3, 40])  # 3 rows: broadcast products; 40: matmul kernels
+def test_cached_steps_take_either_kernel_path_to_the_same_result(batch):
+    layer = _built_layer()
+    x, memory = _random(batch, T, D, seed=12), _random(batch, S, D, seed=13)
+    padding = np.ones((batch, S), bool)
+    padding[::2, 4:] = False
+    expected_self = _reference(layer, x, x, np.broadcast_to(np.tril(np.ones((T, T), bool)),
+                                                            (batch, T, T)))[0]
+    expected_cross = _reference(layer, x, memory,
+                                np.broadcast_to(padding[:, None], (batch, T, S)))[0]
+    key, value = layer.project_key_value(memory)
+    cache = {"key": tf.zeros([batch, N, 0, H]), "value": tf.zeros([batch, N, 0, H])}
+    for step in range(T):
+        query = x[:, step:step + 1]
+        out, cache = layer.call_cached(query, cache, projection=layer.fused_projection())
+        np.testing.assert_allclose(out[:, 0], expected_self[:, step], atol=1e-4)
+        out, _ = layer.call_cached(query, {"key": key, "value": value},
+                                   mask=merge_masks(padding))
+        np.testing.assert_allclose(out[:, 0], expected_cross[:, step], atol=1e-4)

@@ -17,6 +17,9 @@ from tf_transformer.layers import masks as masks_lib
 # Added to the logits of masked positions. Softmax runs in float32, where exp(-1e9 - max)
 # underflows to exactly 0, so masked keys get exactly zero weight.
 _MASK_LOGIT = -1e9
+# Up to this many query rows (batch x queries) a cached decoding step attends with broadcast
+# products instead of matmul/softmax kernels (see `MultiHeadAttention._attend_step`).
+_STEP_ROWS = 16
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
@@ -106,13 +109,40 @@ class MultiHeadAttention(keras.layers.Layer):
             matmuls read without transposing, so a cache kept in it is never transposed.
         """
         key = value if key is None else key
-        return (_heads_first(self.key_dense(key)),  # [B, N, S, H]
-                _heads_first(self.value_dense(value)))  # [B, N, S, H]
+        return (_heads_first(self._project_in(self.key_dense, key)),  # [B, N, S, H]
+                _heads_first(self._project_in(self.value_dense, value)))  # [B, N, S, H]
+
+    def _project_in(self, dense, inputs):
+        """[B, T, D] -> [B, T, N, H] through a query/key/value projection layer's weights.
+
+        A plain 2-D matmul over the flattened positions rather than the layer's einsum: the
+        same product, but TensorFlow's CPU einsum kernel costs several times a matmul on the
+        small tensors of a decoding step (it dominated a batch-1 step's profile).
+        """
+        kernel = tf.cast(dense.kernel, inputs.dtype)  # [D, N, H]
+        heads, size = kernel.shape[1], kernel.shape[2]
+        shape = tf.shape(inputs)
+        flat = tf.matmul(tf.reshape(inputs, [-1, kernel.shape[0]]),
+                         tf.reshape(kernel, [kernel.shape[0], heads * size]))  # [B*T, N*H]
+        if dense.bias is not None:
+            flat = tf.nn.bias_add(flat, tf.reshape(tf.cast(dense.bias, inputs.dtype), [-1]))
+        return tf.reshape(flat, [shape[0], shape[1], heads, size])  # [B, T, N, H]
+
+    def _project_out(self, context):
+        """[B, T, N, H] -> [B, T, D] through W^O, as a 2-D matmul (see `_project_in`)."""
+        kernel = tf.cast(self.output_dense.kernel, context.dtype)  # [N, H, D]
+        heads, size, width = kernel.shape
+        shape = tf.shape(context)
+        flat = tf.matmul(tf.reshape(context, [-1, heads * size]),
+                         tf.reshape(kernel, [heads * size, width]))  # [B*T, D]
+        if self.output_dense.bias is not None:
+            flat = tf.nn.bias_add(flat, tf.cast(self.output_dense.bias, context.dtype))
+        return tf.reshape(flat, [shape[0], shape[1], width])  # [B, T, D]
 
     def call(self, query, value, key=None, padding_mask=None, attention_mask=None,
              return_attention_scores=False, training=None):
         projected_key, projected_value = self.project_key_value(value, key)  # [B, N, S, H] x2
-        output, weights = self._attend(self.query_dense(query), projected_key, projected_value,
+        output, weights = self._attend(self._project_in(self.query_dense, query), projected_key, projected_value,
                                        masks_lib.merge_masks(padding_mask, attention_mask),
                                        training)
         if return_attention_scores:
@@ -130,20 +160,23 @@ class MultiHeadAttention(keras.layers.Layer):
             dtype: the compute dtype, default the layer's.
 
         Returns:
-            {"kernel": [D, 3N, H], "bias": [3N, H] (zeros without biases)}.
+            {"kernel": [D, 3NH], "bias": [3NH] (zeros without biases)}: query, key and value
+            side by side, each head-major as `_project_in` flattens them.
         """
         dtype = dtype or self.compute_dtype
         if (self.value_dim or self.key_dim) != self.key_dim:
             raise ValueError("A fused projection needs value_dim == key_dim; received "
                              f"key_dim={self.key_dim}, value_dim={self.value_dim}.")
         layers = (self.query_dense, self.key_dense, self.value_dense)
-        kernel = tf.concat([tf.cast(layer.kernel, dtype) for layer in layers],
-                           axis=1)  # [D, 3N, H]
+        width = self.query_dense.kernel.shape[0]
+        kernel = tf.concat([tf.reshape(tf.cast(layer.kernel, dtype), [width, -1])
+                            for layer in layers], axis=1)  # [D, 3NH]
         if self.use_bias:
-            bias = tf.concat([tf.cast(layer.bias, dtype) for layer in layers], axis=0)
+            bias = tf.concat([tf.reshape(tf.cast(layer.bias, dtype), [-1]) for layer in layers],
+                             axis=0)  # [3NH]
         else:
-            bias = tf.zeros([3 * self.num_heads, self.key_dim], dtype)
-        return {"kernel": kernel, "bias": bias}  # [D, 3N, H], [3N, H]
+            bias = tf.zeros([3 * self.num_heads * self.key_dim], dtype)
+        return {"kernel": kernel, "bias": bias}  # [D, 3NH], [3NH]
 
     def call_cached(self, query, cache, mask=None, projection=None):
         """Attention of decoding steps against a key/value cache (inference only).
@@ -163,11 +196,14 @@ class MultiHeadAttention(keras.layers.Layer):
             (output [B, T, D], cache: [B, N, L + T, H] each with a projection, else as given).
         """
         if projection is None:
-            projected_query = self.query_dense(query)  # [B, T, N, H]
+            projected_query = self._project_in(self.query_dense, query)  # [B, T, N, H]
         else:
             heads = self.num_heads
-            projected = tf.einsum("btd,dnh->btnh", query,
-                                  projection["kernel"]) + projection["bias"]  # [B, T, 3N, H]
+            shape = tf.shape(query)
+            projected = tf.reshape(
+                tf.matmul(tf.reshape(query, [-1, query.shape[-1]]), projection["kernel"])
+                + projection["bias"],
+                [shape[0], shape[1], 3 * heads, self.key_dim])  # [B, T, 3N, H]
             projected_query = projected[:, :, :heads]  # [B, T, N, H]
             cache = {
                 "key": tf.concat([cache["key"], _heads_first(projected[:, :, heads:2 * heads])],
@@ -175,24 +211,58 @@ class MultiHeadAttention(keras.layers.Layer):
                 "value": tf.concat([cache["value"], _heads_first(projected[:, :, 2 * heads:])],
                                    axis=2),  # [B, N, L+T, H]
             }
-        output, _ = self._attend(projected_query, cache["key"], cache["value"], mask,
-                                 training=False)
+        key, value = cache["key"], cache["value"]
+        # Few query rows (batch 1, a single sentence's beams): broadcast products; many: the
+        # matmul and softmax kernels, which win once their fixed cost is spread over enough rows.
+        rows = tf.shape(query)[0] * tf.shape(query)[1]
+        output = tf.cond(rows <= _STEP_ROWS,
+                         lambda: self._attend_step(projected_query, key, value, mask),
+                         lambda: self._attend(projected_query, key, value, mask, False)[0])
         return output, cache
+
+    def _attend_step(self, query, key, value, mask):
+        """`_attend` for a decoding step's few queries, without matmul or softmax kernels.
+
+        The same scaled dot-product and softmax as `_attend`, written as broadcast products
+        and sums: for a handful of queries against up to a few hundred cached positions these
+        small elementwise ops cost a fraction of TensorFlow's CPU batch-matmul and softmax
+        kernels (oneDNN's), whose fixed cost per call dominated a batch-1 decoding step.
+
+        Args:
+            query: [B, T, N, H], T small (1, or the K beams of a sentence).
+            key, value: [B, N, L, H].
+            mask: bool broadcastable to [B, N, T, L], or None.
+
+        Returns:
+            [B, T, D].
+        """
+        query = _heads_first(query * tf.cast(1.0 / math.sqrt(self.key_dim), query.dtype))
+        scores = tf.reduce_sum(query[:, :, :, None, :] * key[:, :, None, :, :],
+                               axis=-1)  # [B, N, T, L]
+        scores = tf.cast(scores, tf.float32)  # float32 softmax, as in `_attend`
+        if mask is not None:
+            scores = tf.where(mask, scores, _MASK_LOGIT)  # [B, N, T, L]
+        exponentials = tf.exp(scores - tf.reduce_max(scores, axis=-1, keepdims=True))
+        weights = exponentials / tf.reduce_sum(exponentials, axis=-1,
+                                               keepdims=True)  # [B, N, T, L]
+        context = tf.reduce_sum(tf.cast(weights, value.dtype)[:, :, :, :, None]
+                                * value[:, :, None, :, :], axis=3)  # [B, N, T, H]
+        return self._project_out(tf.transpose(context, [0, 2, 1, 3]))  # [B, T, D]
 
     def _attend(self, query, key, value, mask, training):
         # Scaling by 1/sqrt(H) keeps the logits' variance near 1 whatever the head size, so
         # the softmax does not saturate into vanishing gradients (section 3.2.1).
         query = _heads_first(query * tf.cast(1.0 / math.sqrt(self.key_dim), query.dtype))
-        scores = tf.einsum("bnth,bnsh->bnts", query, key)  # [B, N, T, S]
+        scores = tf.matmul(query, key, transpose_b=True)  # [B, N, T, S]
         # Softmax in float32: half-precision logits overflow and lose the mask.
         scores = tf.cast(scores, tf.float32)  # [B, N, T, S]
         if mask is not None:
             scores = tf.where(mask, scores, _MASK_LOGIT)  # [B, N, T, S]
         weights = tf.nn.softmax(scores, axis=-1)  # [B, N, T, S]
         dropped = self.dropout_layer(tf.cast(weights, value.dtype), training=training)
-        context = tf.einsum("bnts,bnsh->bnth", dropped, value)  # [B, N, T, H]
+        context = tf.matmul(dropped, value)  # [B, N, T, H]
         context = tf.transpose(context, [0, 2, 1, 3])  # [B, T, N, H]
-        return self.output_dense(context), weights  # [B, T, D], [B, N, T, S]
+        return self._project_out(context), weights  # [B, T, D], [B, N, T, S]
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
         return query_shape
