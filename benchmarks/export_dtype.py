@@ -32,6 +32,7 @@ from tf_transformer.data import load_parallel  # noqa: E402
 from tf_transformer.metrics import corpus_bleu  # noqa: E402
 from tf_transformer.model_dir import read_config_document  # noqa: E402
 from tf_transformer.translator import translate_texts  # noqa: E402
+from tf_transformer.versions import latest_saved_model  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DTYPES = ("float32", "bfloat16", "float16")
@@ -69,7 +70,7 @@ def main(argv=None):
         subprocess.run([sys.executable, "-m", "serving.export", "--model-dir", args.model_dir,
                         "--export-dir", export_dir, "--dtype", dtype], check=True, cwd=ROOT,
                        env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL)
-        export = tf.saved_model.load(export_dir)
+        export = tf.saved_model.load(latest_saved_model(export_dir))
         row = {"dtype": dtype}
         for decoder, options in decoders.items():
             outputs = translate_texts(export, sources, **options)
