@@ -142,7 +142,8 @@ class MultiHeadAttention(keras.layers.Layer):
     def call(self, query, value, key=None, padding_mask=None, attention_mask=None,
              return_attention_scores=False, training=None):
         projected_key, projected_value = self.project_key_value(value, key)  # [B, N, S, H] x2
-        output, weights = self._attend(self._project_in(self.query_dense, query), projected_key, projected_value,
+        projected_query = self._project_in(self.query_dense, query)  # [B, T, N, H]
+        output, weights = self._attend(projected_query, projected_key, projected_value,
                                        masks_lib.merge_masks(padding_mask, attention_mask),
                                        training)
         if return_attention_scores:
