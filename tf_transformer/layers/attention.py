@@ -202,8 +202,8 @@ class MultiHeadAttention(keras.layers.Layer):
             heads = self.num_heads
             shape = tf.shape(query)
             projected = tf.reshape(
-                tf.matmul(tf.reshape(query, [-1, query.shape[-1]]), projection["kernel"])
-                + projection["bias"],
+                tf.nn.bias_add(tf.matmul(tf.reshape(query, [-1, query.shape[-1]]),
+                                         projection["kernel"]), projection["bias"]),
                 [shape[0], shape[1], 3 * heads, self.key_dim])  # [B, T, 3N, H]
             projected_query = projected[:, :, :heads]  # [B, T, N, H]
             cache = {
