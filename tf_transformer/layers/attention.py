@@ -87,6 +87,9 @@ class MultiHeadAttention(keras.layers.Layer):
         key_shape = value_shape if key_shape is None else key_shape
         width = query_shape[-1]
         value_dim = self.value_dim or self.key_dim
+        # EinsumDense layers hold the weights in Keras's layout (checkpoints and weight copies
+        # with keras.layers.MultiHeadAttention); the products run as 2-D matmuls in
+        # `_project_in` / `_project_out`, not through these layers' einsums.
         self.query_dense = self._dense("btd,dnh->btnh", (None, self.num_heads, self.key_dim),
                                        "nh", "query")
         self.key_dense = self._dense("bsd,dnh->bsnh", (None, self.num_heads, self.key_dim),
@@ -120,24 +123,20 @@ class MultiHeadAttention(keras.layers.Layer):
         small tensors of a decoding step (it dominated a batch-1 step's profile).
         """
         kernel = tf.cast(dense.kernel, inputs.dtype)  # [D, N, H]
-        heads, size = kernel.shape[1], kernel.shape[2]
-        shape = tf.shape(inputs)
-        flat = tf.matmul(tf.reshape(inputs, [-1, kernel.shape[0]]),
-                         tf.reshape(kernel, [kernel.shape[0], heads * size]))  # [B*T, N*H]
-        if dense.bias is not None:
-            flat = tf.nn.bias_add(flat, tf.reshape(tf.cast(dense.bias, inputs.dtype), [-1]))
-        return tf.reshape(flat, [shape[0], shape[1], heads, size])  # [B, T, N, H]
+        width, heads, size = kernel.shape
+        bias = None if dense.bias is None else tf.reshape(tf.cast(dense.bias, inputs.dtype), [-1])
+        return _positionwise(inputs, tf.reshape(kernel, [width, heads * size]), bias,
+                             [heads, size])  # [B, T, N, H]
 
     def _project_out(self, context):
         """[B, T, N, H] -> [B, T, D] through W^O, as a 2-D matmul (see `_project_in`)."""
         kernel = tf.cast(self.output_dense.kernel, context.dtype)  # [N, H, D]
         heads, size, width = kernel.shape
-        shape = tf.shape(context)
-        flat = tf.matmul(tf.reshape(context, [-1, heads * size]),
-                         tf.reshape(kernel, [heads * size, width]))  # [B*T, D]
-        if self.output_dense.bias is not None:
-            flat = tf.nn.bias_add(flat, tf.cast(self.output_dense.bias, context.dtype))
-        return tf.reshape(flat, [shape[0], shape[1], width])  # [B, T, D]
+        bias = self.output_dense.bias
+        bias = None if bias is None else tf.cast(bias, context.dtype)
+        flat = tf.reshape(context, tf.concat([tf.shape(context)[:2], [heads * size]], 0))
+        return _positionwise(flat, tf.reshape(kernel, [heads * size, width]), bias,
+                             [width])  # [B, T, D]
 
     def call(self, query, value, key=None, padding_mask=None, attention_mask=None,
              return_attention_scores=False, training=None):
@@ -200,11 +199,8 @@ class MultiHeadAttention(keras.layers.Layer):
             projected_query = self._project_in(self.query_dense, query)  # [B, T, N, H]
         else:
             heads = self.num_heads
-            shape = tf.shape(query)
-            projected = tf.reshape(
-                tf.nn.bias_add(tf.matmul(tf.reshape(query, [-1, query.shape[-1]]),
-                                         projection["kernel"]), projection["bias"]),
-                [shape[0], shape[1], 3 * heads, self.key_dim])  # [B, T, 3N, H]
+            projected = _positionwise(query, projection["kernel"], projection["bias"],
+                                      [3 * heads, self.key_dim])  # [B, T, 3N, H]
             projected_query = projected[:, :, :heads]  # [B, T, N, H]
             cache = {
                 "key": tf.concat([cache["key"], _heads_first(projected[:, :, heads:2 * heads])],
@@ -284,6 +280,18 @@ class MultiHeadAttention(keras.layers.Layer):
 
 def _clone_initializer(initializer):
     return initializer.__class__.from_config(initializer.get_config())
+
+
+def _positionwise(inputs, kernel, bias, output_dims):
+    """`inputs` [B, T, I] times `kernel` [I, O] (+ `bias` [O]), as [B, T, *output_dims].
+
+    One 2-D matmul over the B*T flattened positions (see `MultiHeadAttention._project_in`).
+    """
+    shape = tf.shape(inputs)
+    flat = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel)  # [B*T, O]
+    if bias is not None:
+        flat = tf.nn.bias_add(flat, bias)
+    return tf.reshape(flat, tf.concat([shape[:2], output_dims], 0))
 
 
 def _heads_first(x):
