@@ -25,9 +25,10 @@ class TrainingConfig:
         vocab_size: int, default 8000. Subword vocabulary size (each side when not shared).
         shared_vocab: bool, default True. One vocabulary for both languages.
         lowercase: bool, default False. Lowercase text before tokenizing.
-        vocab_sample_size: int or None, default 1000000. Pairs drawn uniformly from the whole
-            training corpus (reservoir sampling while streaming it once) to fit the vocabulary
-            on, so sentences per side; None uses every pair.
+        vocab_sample_size: int or None, default 250000. Pairs drawn uniformly from the whole
+            training corpus to fit the vocabulary on (`data.sample_parallel`: by line number
+            in plain-text folders, else one streaming read), so sentences per side; None uses
+            every pair.
         batch_tokens: int, default 4096. Token budget of one batch per replica and side
             (source and target each stay within it); the global batch is this times the
             number of replicas (and `accumulate_steps`).
@@ -92,7 +93,7 @@ class TrainingConfig:
     vocab_size: int = 8000
     shared_vocab: bool = True
     lowercase: bool = False
-    vocab_sample_size: int | None = 1_000_000
+    vocab_sample_size: int | None = 250_000
     batch_tokens: int = 4096
     accumulate_steps: int = 1
     max_length: int = 64

@@ -27,7 +27,11 @@ import tf_transformer  # noqa: E402
 from tf_transformer import data as data_lib  # noqa: E402
 from tf_transformer.config import POSITION_ENCODINGS  # noqa: E402
 from tf_transformer.model_dir import ModelDir, read_best, read_model_config  # noqa: E402
-from tf_transformer.text import TokenizerPair, load_or_train_tokenizers  # noqa: E402
+from tf_transformer.text import (  # noqa: E402
+    TokenizerPair,
+    load_or_train_tokenizers,
+    reservoir_sample,
+)
 from trainers import callbacks as callbacks_lib  # noqa: E402
 from trainers import model_dir as model_dir_lib  # noqa: E402
 from trainers import strategy as strategy_lib  # noqa: E402
@@ -93,7 +97,8 @@ def train(model_dir, training=None, preset="small", model_overrides=None, strate
     train_pairs = splits.train
     if training.max_train_examples:
         train_pairs = train_pairs.take(training.max_train_examples)
-    tokenizers = _tokenizers(strategy, chief, paths, train_pairs, training)
+    tokenizers = _tokenizers(strategy, chief, paths,
+                             lambda: _vocabulary_pairs(training, splits, train_pairs), training)
     model_config = _model_config(preset, model_overrides, tokenizers, training)
     _check_resumable(paths, model_config)
 
@@ -252,14 +257,31 @@ def _num_workers(strategy):
     return max(1, len(cluster.get("chief", [])) + len(cluster.get("worker", [])))
 
 
-def _tokenizers(strategy, chief, paths, train_pairs, training):
-    """Loads the run's vocabularies, training them first (on the chief) if there are none."""
+def _vocabulary_pairs(training, splits, train_pairs):
+    """The pairs the vocabulary is fitted on: all training pairs, or `vocab_sample_size` of
+    them drawn uniformly from the whole training split (from the first `max_train_examples`
+    when the run trains on those only)."""
+    size = training.vocab_sample_size
+    if size is None:
+        return train_pairs
+    if training.max_train_examples:
+        sources, targets = reservoir_sample(train_pairs, size, seed=training.seed)
+    else:
+        sources, targets = data_lib.sample_parallel(
+            training.data, "train", size, seed=training.seed, source_lang=splits.source_lang,
+            target_lang=splits.target_lang, data_dir=training.data_dir)
+    return list(zip(sources, targets))
+
+
+def _tokenizers(strategy, chief, paths, vocabulary_pairs, training):
+    """Loads the run's vocabularies, training them first (on the chief) if there are none.
+
+    `vocabulary_pairs` is a function returning the pairs to fit them on (called only then)."""
     if chief:
         started = time.perf_counter()
         tokenizers = load_or_train_tokenizers(
-            paths.tokenizer_dir, train_pairs, vocab_size=training.vocab_size,
-            shared=training.shared_vocab, lowercase=training.lowercase,
-            sample_size=training.vocab_sample_size, seed=training.seed)
+            paths.tokenizer_dir, vocabulary_pairs, vocab_size=training.vocab_size,
+            shared=training.shared_vocab, lowercase=training.lowercase, seed=training.seed)
         logger.info("Vocabulary ready in %.1f s.", time.perf_counter() - started)
     if _num_workers(strategy) > 1:
         _barrier(strategy)  # the chief has written the vocabularies

@@ -9,10 +9,12 @@ import sys
 import pytest
 import tensorflow as tf
 
+from tf_transformer.data import readers, sample_parallel
 from tf_transformer.data.readers import (
     data_error_message,
     read_parallel_dir,
     resolve_split,
+    sample_parallel_dir,
     stream_parallel_dir,
 )
 
@@ -216,3 +218,79 @@ print(json.dumps({{"message": message, "grown_bytes": grown * 1024}}))
         "line i of one must translate line i of the other.")
     # Reading both files through grew the peak by far less than one file's size.
     assert report["grown_bytes"] < file_bytes / 2, report
+
+
+def _numbered_corpus(directory, count, crlf=False, final_newline=True, edit=None):
+    """train.en/train.de whose line i says "s i" / "t i" (`edit` may change source lines)."""
+    end = "\r\n" if crlf else "\n"
+    for lang, prefix in (("en", "s"), ("de", "t")):
+        lines = [f"{prefix} {i}" for i in range(count)]
+        if edit and lang == "en":
+            edit(lines)
+        _write(directory / f"train.{lang}", end.join(lines) + (end if final_newline else ""))
+
+
+def test_sample_draws_aligned_pairs_uniformly_from_the_whole_file(tmp_path):
+    _numbered_corpus(tmp_path, 20_000)
+    sources, targets = sample_parallel_dir(tmp_path, "train", "en", "de", 2_000, seed=1)
+    assert len(sources) == len(targets) == 2_000
+    numbers = [int(source.split()[1]) for source in sources]
+    assert targets == [f"t {i}" for i in numbers]  # line i of one side with line i of the other
+    assert len(set(numbers)) == 2_000  # without replacement
+    # Uniform over the whole file: each quarter holds about a quarter of the sample
+    # (binomial standard deviation ~19; a head-only sample would put all 2,000 in the first).
+    quarters = [sum(1 for i in numbers if q * 5_000 <= i < (q + 1) * 5_000) for q in range(4)]
+    assert all(abs(count - 500) < 100 for count in quarters), quarters
+    assert sample_parallel_dir(tmp_path, "train", "en", "de", 2_000, seed=1) == (sources, targets)
+    assert sample_parallel_dir(tmp_path, "train", "en", "de", 2_000, seed=2) != (sources, targets)
+
+
+@pytest.mark.parametrize("chunk_bytes", [5, 64, 1 << 24])
+@pytest.mark.parametrize("crlf,final_newline", [(False, True), (True, False)])
+def test_sample_of_a_small_split_is_the_whole_stream(tmp_path, monkeypatch, chunk_bytes, crlf,
+                                                     final_newline):
+    # Tiny read chunks put line ends on every chunk boundary and lines across several chunks.
+    monkeypatch.setattr(readers, "_SAMPLE_CHUNK_BYTES", chunk_bytes)
+    def edit(lines):
+        lines[7] = "  s\u00a0 7 "  # white space to normalize
+        lines[9] = " "  # an empty side: the pair is left out
+
+    _numbered_corpus(tmp_path, 300, crlf=crlf, final_newline=final_newline, edit=edit)
+    sample = sample_parallel_dir(tmp_path, "train", "en", "de", 300)
+    stream = [(s.decode(), t.decode())
+              for s, t in stream_parallel_dir(tmp_path, "train", "en", "de").as_numpy_iterator()]
+    assert list(zip(*sample)) == stream
+    assert len(stream) == 299 and ("s 7", "t 7") in stream and ("s 8", "t 8") in stream
+
+
+def test_sample_reads_tab_separated_files_by_column(tmp_path):
+    _write(tmp_path / "train.en-es.tsv", "Go.\tVe.\nHi.\tHola.\tCC-BY 2.0\n")
+    assert sample_parallel_dir(tmp_path, "train", "es", "en", 10) == (["Ve.", "Hola."],
+                                                                     ["Go.", "Hi."])
+    _write(tmp_path / "dev.en-es.tsv", "Go.\tVe.\nno tab here\n")
+    with pytest.raises(ValueError, match=r"dev.en-es.tsv, line 2: expected two tab"):
+        sample_parallel_dir(tmp_path, "dev", "en", "es", 10)
+
+
+def test_sample_errors_name_files_lines_and_counts(tmp_path):
+    _write(tmp_path / "train.en", "one\ntwo\nthree\n")
+    _write(tmp_path / "train.de", "eins\nzwei\n")
+    with pytest.raises(ValueError) as error:
+        sample_parallel_dir(tmp_path, "train", "en", "de", 10)
+    assert (f"{tmp_path / 'train.en'} has 3 lines but {tmp_path / 'train.de'} has 2"
+            in str(error.value))
+    _write(tmp_path / "train.de", b"eins\nzwei\ndrei \xff\n")
+    with pytest.raises(ValueError, match=r"train.de, line 3: invalid UTF-8"):
+        sample_parallel_dir(tmp_path, "train", "en", "de", 10)
+    with pytest.raises(ValueError, match="size must be a positive integer"):
+        sample_parallel_dir(tmp_path, "train", "en", "de", 0)
+
+
+def test_gzipped_files_are_sampled_by_streaming(tmp_path):
+    _write(tmp_path / "train.en", "a\nb\nc\n", gz=True)
+    _write(tmp_path / "train.de", "x\ny\nz\n")
+    assert sample_parallel_dir(tmp_path, "train", "en", "de", 2) is None
+    sources, targets = sample_parallel(f"dir:{tmp_path}", "train", 2, source_lang="en",
+                                       target_lang="de")
+    pairs = {(s.decode(), t.decode()) for s, t in zip(sources, targets)}
+    assert len(pairs) == 2 and pairs <= {("a", "x"), ("b", "y"), ("c", "z")}

@@ -11,6 +11,7 @@ from tf_transformer.data.datasets import (
     load_parallel,
     load_splits,
     parse_dataset_name,
+    sample_parallel,
 )
 from tf_transformer.data.pipeline import (
     bucket_batch_sizes,
@@ -22,6 +23,7 @@ from tf_transformer.data.pipeline import (
 from tf_transformer.data.readers import (
     data_error_message,
     read_parallel_dir,
+    sample_parallel_dir,
     stream_parallel_dir,
 )
 
@@ -39,5 +41,7 @@ __all__ = [
     "make_distributed_batches_fn",
     "parse_dataset_name",
     "read_parallel_dir",
+    "sample_parallel",
+    "sample_parallel_dir",
     "stream_parallel_dir",
 ]

@@ -14,7 +14,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tf_transformer.data import anki_spa_eng_builder  # noqa: F401  (registers the builder)
-from tf_transformer.data.readers import stream_parallel_dir
+from tf_transformer.data.readers import sample_parallel_dir, stream_parallel_dir
+from tf_transformer.text.vocabulary import reservoir_sample
 
 BUNDLED = "anki_spa_eng"
 
@@ -103,6 +104,32 @@ def load_parallel(name, split, source_lang=None, target_lang=None, data_dir=None
         lambda example: (example[source_lang], example[target_lang]),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+
+
+def sample_parallel(name, split, size, seed=0, source_lang=None, target_lang=None,
+                    data_dir=None):
+    """Draws `size` pairs uniformly from the whole of one split (e.g. to fit a vocabulary on).
+
+    Plain-text `dir:` files are sampled by line number at disk speed
+    (`readers.sample_parallel_dir`); anything else (gzipped files, TFDS datasets) is streamed
+    through once with reservoir sampling.
+
+    Args:
+        name, split, source_lang, target_lang, data_dir: as for `load_parallel`.
+        size: int, pairs to draw; a smaller split is returned whole.
+        seed: int, default 0. The same seed and data give the same sample.
+
+    Returns:
+        (sources, targets): two lists of str or bytes of equal length.
+    """
+    kind, argument = parse_dataset_name(name)
+    if kind == "dir":
+        source_lang, target_lang = languages(name, source_lang, target_lang)
+        sample = sample_parallel_dir(argument, split, source_lang, target_lang, size, seed)
+        if sample is not None:
+            return sample
+    return reservoir_sample(load_parallel(name, split, source_lang, target_lang, data_dir),
+                            size, seed=seed)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,12 +26,16 @@ import os
 import re
 import warnings
 
+import numpy as np
 import tensorflow as tf
 
 _VALIDATION_NAMES = ("validation", "valid", "val", "dev")
 # Lines read, checked and normalized at once (vectorized), then unbatched into pairs.
 _LINES_PER_BATCH = 1024
 _READ_BUFFER_BYTES = 1 << 20
+# Bytes read at once when counting lines or picking sampled lines out of a plain-text file.
+_SAMPLE_CHUNK_BYTES = 1 << 24
+_NEWLINE = ord("\n")
 # The white space Python's str.split() splits on: the Unicode separators (\p{Z}), ASCII white
 # space and the C0/C1 separators it also counts.
 _WHITESPACE = r"\p{Z}\t\n\x{0B}\x{0C}\r\x{1C}-\x{1F}\x{85}"
@@ -219,6 +223,128 @@ def read_parallel_dir(directory, split, source_lang, target_lang):
             stacklevel=2,
         )
     return sources, targets
+
+
+def sample_parallel_dir(directory, split, source_lang, target_lang, size, seed=0):
+    """Draws `size` pairs uniformly from the whole of a split of plain-text files, fast.
+
+    Each file is read twice at disk speed, a chunk of bytes at a time (numpy finds the line
+    ends; no per-line TensorFlow or Python work): once to count its lines, once to pick out
+    the lines of `size` line numbers drawn without replacement. A 600 MB corpus of 4.5M pairs
+    takes seconds, where streaming it pair by pair (`reservoir_sample` on
+    `stream_parallel_dir`) takes minutes on a small machine. Memory holds the sample only.
+
+    Lines are cut as `stream_parallel_dir` cuts them ("\\n" ends a line; white space, a "\\r"
+    before the "\\n" included, is normalized) and pairs with an empty side are left out, so
+    the sample may hold a few pairs fewer than `size`.
+
+    Args:
+        directory, split, source_lang, target_lang: as for `stream_parallel_dir`.
+        size: int, pairs to draw. A split of at most `size` lines is returned whole, in order.
+        seed: int, default 0. The same seed and files give the same sample.
+
+    Returns:
+        (sources, targets): two lists of str of equal length, or None for gzipped files (they
+        cannot be read this way; stream them).
+
+    Raises:
+        FileNotFoundError: missing files.
+        ValueError: files of different lengths (naming both files and counts), invalid UTF-8
+            or a TSV line without a tab (naming the file and line) in a sampled line.
+    """
+    if not isinstance(size, int) or size <= 0:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    directory = os.fspath(directory)
+    found = find_split_files(directory, resolve_split(directory, split), source_lang, target_lang)
+    paths = found[1:3] if found[0] == "aligned" else found[1:2]
+    if any(path.endswith(".gz") for path in paths):
+        return None
+    counts = [_count_file_lines(path) for path in paths]
+    if len(set(counts)) > 1:
+        raise ValueError(
+            f"{paths[0]} has {counts[0]} lines but {paths[1]} has {counts[1]}: line i of one "
+            "must translate line i of the other.")
+    if counts[0] <= size:
+        chosen = np.arange(counts[0])
+    else:
+        chosen = np.sort(np.random.default_rng(seed).choice(counts[0], size, replace=False))
+    if found[0] == "aligned":
+        sources = _decoded(paths[0], chosen, _lines_at(paths[0], chosen))
+        targets = _decoded(paths[1], chosen, _lines_at(paths[1], chosen))
+    else:
+        _, path, source_column, target_column = found
+        fields = _tsv_fields(path, chosen, _decoded(path, chosen, _lines_at(path, chosen)))
+        sources = [line[source_column] for line in fields]
+        targets = [line[target_column] for line in fields]
+        del fields
+    sources = [" ".join(line.split()) for line in sources]
+    targets = [" ".join(line.split()) for line in targets]
+    empty = {i for i, (source, target) in enumerate(zip(sources, targets))
+             if not source or not target}
+    if empty:
+        sources = [line for i, line in enumerate(sources) if i not in empty]
+        targets = [line for i, line in enumerate(targets) if i not in empty]
+    return sources, targets
+
+
+def _count_file_lines(path):
+    """Lines of a plain-text file as `tf.data.TextLineDataset` counts them (a last line without
+    "\\n" counts)."""
+    count, last = 0, _NEWLINE
+    with open(path, "rb") as f:
+        while chunk := f.read(_SAMPLE_CHUNK_BYTES):
+            count += int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == _NEWLINE))
+            last = chunk[-1]
+    return count + (last != _NEWLINE)
+
+
+def _lines_at(path, numbers):
+    """The lines (bytes, without their "\\n") of a plain-text file at the sorted 0-based line
+    `numbers`."""
+    lines, taken, first = [], 0, 0  # first: number of the first line in `buffer`
+    carry = b""
+    with open(path, "rb") as f:
+        while taken < len(numbers):
+            chunk = f.read(_SAMPLE_CHUNK_BYTES)
+            if not chunk:  # a last line without "\n"
+                if carry and numbers[taken] == first:
+                    lines.append(carry)
+                break
+            buffer = carry + chunk
+            ends = np.flatnonzero(np.frombuffer(buffer, np.uint8) == _NEWLINE)
+            starts = np.concatenate([[0], ends[:-1] + 1])
+            upto = int(np.searchsorted(numbers, first + len(ends)))
+            picked = numbers[taken:upto] - first
+            lines.extend(buffer[start:end] for start, end in
+                         zip(starts[picked].tolist(), ends[picked].tolist()))
+            taken = upto
+            carry = buffer[ends[-1] + 1:] if len(ends) else buffer
+            first += len(ends)
+    return lines
+
+
+def _decoded(path, numbers, lines):
+    """UTF-8 text of `lines` (at 0-based `numbers` of `path`); names the first bad line."""
+    try:
+        return [line.decode("utf-8") for line in lines]
+    except UnicodeDecodeError:
+        for number, line in zip(numbers, lines):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{path}, line {number + 1}: invalid UTF-8 ({error.reason} "
+                                 f"at byte {error.start})") from None
+        raise
+
+
+def _tsv_fields(path, numbers, lines):
+    """The tab-separated fields of `lines` (at 0-based `numbers` of `path`)."""
+    fields = [line.split("\t") for line in lines]
+    for number, line in zip(numbers, fields):
+        if len(line) < 2:
+            raise ValueError(f"{path}, line {number + 1}: expected two tab-separated columns, "
+                             f"got 1: {line[0][:80]}")
+    return fields
 
 
 def data_error_message(error):

@@ -324,7 +324,8 @@ def load_or_train_tokenizers(directory, pairs, **training_options):
 
     Args:
         directory: str, the tokenizer folder (e.g. MODEL_DIR/tokenizer).
-        pairs: training pairs, as for `train_tokenizers` (only read when training).
+        pairs: training pairs, as for `train_tokenizers`, or a function without arguments
+            that returns them (called only when training: e.g. one that draws a sample).
         **training_options: arguments of `train_tokenizers`.
 
     Returns:
@@ -332,4 +333,6 @@ def load_or_train_tokenizers(directory, pairs, **training_options):
     """
     if os.path.isfile(os.path.join(os.fspath(directory), PAIR_FILENAME)):
         return TokenizerPair.load(directory)
+    if callable(pairs):
+        pairs = pairs()
     return train_tokenizers(pairs, directory, **training_options)
