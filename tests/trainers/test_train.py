@@ -158,3 +158,35 @@ def test_time_budget_ends_with_a_resumable_checkpoint(corpus_dir, tmp_path):
     assert recorder.iterations_at_begin == 4 and recorder.iterations_at_end == 12
     assert [step for step, _ in checkpoints.list_interval_checkpoints(
         os.path.join(model_dir, "checkpoints"))] == [4, 8, 12]
+
+
+def _numbered_dir(directory, count):
+    """train/validation/test .en/.es files whose line i says "s i" / "t i"."""
+    os.makedirs(directory, exist_ok=True)
+    for split in ("train", "validation", "test"):
+        for lang, prefix in (("en", "s"), ("es", "t")):
+            with open(os.path.join(directory, f"{split}.{lang}"), "w", encoding="utf-8") as f:
+                f.write("".join(f"{prefix} {i}\n" for i in range(count)))
+    return directory
+
+
+@pytest.mark.parametrize("max_train_examples", [None, 100])
+def test_vocabulary_sample_comes_from_the_pairs_the_run_trains_on(tmp_path, max_train_examples):
+    from tf_transformer import data as data_lib
+    from trainers.config import TrainingConfig
+    from trainers.train import _vocabulary_pairs
+
+    directory = _numbered_dir(str(tmp_path / "corpus"), 4_000)
+    training = TrainingConfig(data=f"dir:{directory}", source_lang="en", target_lang="es",
+                              vocab_sample_size=400, max_train_examples=max_train_examples)
+    splits = data_lib.load_splits(training.data, "en", "es")
+    train_pairs = splits.train.take(max_train_examples) if max_train_examples else splits.train
+    pairs = [(str(source, "utf-8") if isinstance(source, bytes) else source,
+              str(target, "utf-8") if isinstance(target, bytes) else target)
+             for source, target in _vocabulary_pairs(training, splits, train_pairs)]
+    numbers = [int(source.split()[1]) for source, _ in pairs]
+    assert all(target == f"t {i}" for (_, target), i in zip(pairs, numbers))
+    if max_train_examples:  # the first 100 pairs are all the run trains on
+        assert sorted(numbers) == list(range(100))
+    else:  # 400 distinct pairs from the whole file, its second half included
+        assert len(set(numbers)) == 400 and max(numbers) >= 3_000
