@@ -188,7 +188,9 @@ def screenshot(driver, tmp_path, capsys):
 def open_tab(driver, url, tab):
     driver.get("about:blank")  # A fresh page: tabs opened before leave their elements behind.
     driver.get(f"{url}/#{tab}")
-    return WebDriverWait(driver, TIMEOUT)
+    # TensorBoard redraws a tab while its data arrive: an element found a moment ago may be
+    # replaced before it is read, so a wait retries on stale elements.
+    return WebDriverWait(driver, TIMEOUT, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def open_attention(driver, url):
