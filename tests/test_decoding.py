@@ -111,6 +111,13 @@ def test_length_budget_follows_the_source(random_model):
     np.testing.assert_array_equal(lengths, [6 + 2, 8 + 2, 3 + 2])
 
 
+@pytest.mark.parametrize("max_length, message", [(0, "at least 1"), (10**6, "exceeds")])
+@pytest.mark.parametrize("decode", [decoding.greedy_decode, decoding.beam_search])
+def test_max_length_out_of_range_is_a_clear_error(random_model, decode, max_length, message):
+    with pytest.raises(ValueError, match=f"max_length.*{message}|{message}.*max_length"):
+        decode(random_model, SOURCE, max_length=max_length)
+
+
 def test_length_penalty_is_gnmt():
     assert float(decoding.length_penalty(7, 0.6)) == pytest.approx(((5 + 7) / 6) ** 0.6)
     assert float(decoding.length_penalty(7, 0.0)) == 1.0
