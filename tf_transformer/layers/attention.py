@@ -134,7 +134,7 @@ class MultiHeadAttention(keras.layers.Layer):
         heads, size, width = kernel.shape
         bias = self.output_dense.bias
         bias = None if bias is None else tf.cast(bias, context.dtype)
-        flat = tf.reshape(context, tf.concat([tf.shape(context)[:2], [heads * size]], 0))
+        flat = tf.reshape(context, _shape_with_leading(context, [heads * size]))
         return _positionwise(flat, tf.reshape(kernel, [heads * size, width]), bias,
                              [width])  # [B, T, D]
 
@@ -287,11 +287,20 @@ def _positionwise(inputs, kernel, bias, output_dims):
 
     One 2-D matmul over the B*T flattened positions (see `MultiHeadAttention._project_in`).
     """
-    shape = tf.shape(inputs)
     flat = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel)  # [B*T, O]
     if bias is not None:
         flat = tf.nn.bias_add(flat, bias)
-    return tf.reshape(flat, tf.concat([shape[:2], output_dims], 0))
+    return tf.reshape(flat, _shape_with_leading(inputs, output_dims))
+
+
+def _shape_with_leading(x, dims):
+    """[B, T, *dims] for reshaping into, B and T those of `x` [B, T, ...].
+
+    A constant when T is static (a decoding step's 1): no shape ops to run at every step.
+    """
+    if x.shape[1] is not None:
+        return [-1, x.shape[1], *dims]
+    return tf.concat([tf.shape(x)[:2], dims], 0)
 
 
 def _heads_first(x):
