@@ -28,7 +28,8 @@ def _strip(ids):
     return out
 
 
-# 3 rows: a step attends with broadcast products; 24: with matmul kernels (attention.py).
+# 3 rows: a step attends with broadcast products; 24: with broadcast products up to 16 cached
+# positions, then with matmul kernels (attention.py).
 @pytest.mark.parametrize("copies", [1, 8])
 def test_cached_greedy_equals_uncached_greedy(random_model, copies):
     source = np.tile(SOURCE, [copies, 1])
