@@ -28,7 +28,8 @@ def _strip(ids):
     return out
 
 
-# 3 rows: a step attends with broadcast products; 24: with matmul kernels (attention.py).
+# 3 rows: a step attends with broadcast products; 24: with broadcast products up to 16 cached
+# positions, then with matmul kernels (attention.py).
 @pytest.mark.parametrize("copies", [1, 8])
 def test_cached_greedy_equals_uncached_greedy(random_model, copies):
     source = np.tile(SOURCE, [copies, 1])
@@ -109,6 +110,13 @@ def test_length_budget_follows_the_source(random_model):
                                     length_offset=2)
     lengths = (result.ids.numpy() != 0).sum(axis=1)
     np.testing.assert_array_equal(lengths, [6 + 2, 8 + 2, 3 + 2])
+
+
+@pytest.mark.parametrize("max_length, message", [(0, "at least 1"), (10**6, "exceeds")])
+@pytest.mark.parametrize("decode", [decoding.greedy_decode, decoding.beam_search])
+def test_max_length_out_of_range_is_a_clear_error(random_model, decode, max_length, message):
+    with pytest.raises(ValueError, match=f"max_length.*{message}|{message}.*max_length"):
+        decode(random_model, SOURCE, max_length=max_length)
 
 
 def test_length_penalty_is_gnmt():
@@ -292,6 +300,19 @@ def _strip_with(ids, end_id):
         row = list(row)
         out.append(row[:row.index(end_id) + 1] if end_id in row else [t for t in row if t])
     return out
+
+
+def test_log_normalizer_equals_logsumexp():
+    # Wide ranges, ties, a masked (NEG_INF) logit and a row of equal logits.
+    logits = tf.constant([[0.0, 1.0, 2.0, -3.0], [1000.0, decoding.NEG_INF, 999.0, 990.0],
+                          [-50.0, -50.0, -50.0, -50.0], [30.0, -30.0, 0.0, 30.0]])
+    normalizer = decoding._log_normalizer(logits, tf.reduce_max(logits, axis=-1, keepdims=True))
+    np.testing.assert_allclose(normalizer[:, 0], tf.reduce_logsumexp(logits, axis=-1),
+                               rtol=1e-6)
+    random = tf.random.stateless_normal([5, 8000], seed=[3, 4]) * 10
+    np.testing.assert_allclose(
+        decoding._log_normalizer(random, tf.reduce_max(random, axis=-1, keepdims=True))[:, 0],
+        tf.reduce_logsumexp(random, axis=-1), rtol=1e-6)
 
 
 @pytest.mark.parametrize("k", [1, 8, 40])

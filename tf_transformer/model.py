@@ -155,12 +155,31 @@ class Transformer(keras.Model):
             A nested dict of tensors: "layers", one dict per decoder layer with "self" (keys
             and values of the positions decoded so far, [B*K, N, T, H], T=0 at first),
             "cross" (encoder keys/values, [B, N, S, H]) and "projection" (the fused Q/K/V
-            kernel, no batch axis); and "memory_mask" [B, 1, 1, S].
+            kernel, no batch axis); "memory_mask" [B, 1, 1, S]; and "output" (the output
+            projection laid out for a step, see `_step_output_projection`).
             `select_cache` picks rows of it.
         """
         return {"layers": self.decoder.init_cache(memory, beam_size),
                 "memory_mask": masks_lib.merge_masks(
-                    masks_lib.padding_mask(source_ids, self.transformer_config.pad_id))}
+                    masks_lib.padding_mask(source_ids, self.transformer_config.pad_id)),
+                "output": self._step_output_projection()}
+
+    def _step_output_projection(self):
+        """The output projection as {"kernel": [D, V]} (and "bias": [V] when untied).
+
+        The tied embedding table is [V, D]. TensorFlow's CPU matmul reads it through
+        `transpose_b` about twice as slowly as a [D, V] copy at a decoding step's few rows
+        (the step streams the whole table for a few rows), so decoding transposes it once per
+        call, not at every step.
+        """
+        dtype = self.compute_dtype
+        if self.output_projection is None:
+            return {"kernel": tf.transpose(tf.cast(self.target_embedding.embeddings,
+                                                   dtype))}  # [D, V]
+        projection = {"kernel": tf.cast(self.output_projection.kernel, dtype)}  # [D, V]
+        if self.output_projection.bias is not None:
+            projection["bias"] = tf.cast(self.output_projection.bias, dtype)  # [V]
+        return projection
 
     @staticmethod
     def select_cache(cache, hypotheses=None, sentences=None):
@@ -185,7 +204,8 @@ class Transformer(keras.Model):
                             "cross": pick(layer["cross"], sentences),
                             "projection": layer["projection"]}
                            for layer in cache["layers"]],
-                "memory_mask": pick(cache["memory_mask"], sentences)}
+                "memory_mask": pick(cache["memory_mask"], sentences),
+                "output": cache["output"]}
 
     def decode_step(self, token_ids, step, cache):
         """Decodes one position from the cache.
@@ -203,8 +223,13 @@ class Transformer(keras.Model):
                                training=False, start_index=step)  # [B*K, 1, D]
         hidden, layers = self.decoder.decode_step(embedded, cache["layers"],
                                                   cache["memory_mask"])  # [B*K, 1, D]
-        new_cache = {"layers": layers, "memory_mask": cache["memory_mask"]}
-        return self._logits(hidden)[:, 0], new_cache  # [B*K, V]
+        output = cache["output"]
+        logits = tf.matmul(hidden[:, 0], output["kernel"])  # [B*K, V]
+        if "bias" in output:
+            logits = tf.nn.bias_add(logits, output["bias"])
+        new_cache = {"layers": layers, "memory_mask": cache["memory_mask"], "output": output}
+        # Float32 as `_logits`.
+        return tf.cast(logits, tf.float32), new_cache  # [B*K, V]
 
     def attention_maps(self, source_ids, target_ids):
         """Attention weights of every layer and head, for inspection.

@@ -127,7 +127,9 @@ def test_invalid_arguments_name_the_value(kwargs, bad):
         MultiHeadAttention(**kwargs)
 
 
-@pytest.mark.parametrize("batch", [3, 40])  # 3 rows: broadcast products; 40: matmul kernels
+# 3 rows, or 40 rows against at most 7 positions: broadcast products; 420 rows: matmul kernels
+# (more query-key pairs than attention._STEP_PAIRS from the first position on).
+@pytest.mark.parametrize("batch", [3, 40, 420])
 def test_cached_steps_take_either_kernel_path_to_the_same_result(batch):
     layer = _built_layer()
     x, memory = _random(batch, T, D, seed=12), _random(batch, S, D, seed=13)

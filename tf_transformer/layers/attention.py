@@ -17,9 +17,12 @@ from tf_transformer.layers import masks as masks_lib
 # Added to the logits of masked positions. Softmax runs in float32, where exp(-1e9 - max)
 # underflows to exactly 0, so masked keys get exactly zero weight.
 _MASK_LOGIT = -1e9
-# Up to this many query rows (batch x queries) a cached decoding step attends with broadcast
-# products instead of matmul/softmax kernels (see `MultiHeadAttention._attend_step`).
+# Up to this many query rows (batch x queries), or this many query-key pairs (query rows x
+# cached positions), a cached decoding step attends with broadcast products instead of
+# matmul/softmax kernels (see `MultiHeadAttention._attend_step`). Measured at 4 heads of 64:
+# 32 rows x 12 positions take 0.6x the kernels' time, 32 x 16 or 32 x 20 1.3x.
 _STEP_ROWS = 16
+_STEP_PAIRS = 400
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
@@ -134,7 +137,7 @@ class MultiHeadAttention(keras.layers.Layer):
         heads, size, width = kernel.shape
         bias = self.output_dense.bias
         bias = None if bias is None else tf.cast(bias, context.dtype)
-        flat = tf.reshape(context, tf.concat([tf.shape(context)[:2], [heads * size]], 0))
+        flat = tf.reshape(context, _shape_with_leading(context, [heads * size]))
         return _positionwise(flat, tf.reshape(kernel, [heads * size, width]), bias,
                              [width])  # [B, T, D]
 
@@ -209,10 +212,12 @@ class MultiHeadAttention(keras.layers.Layer):
                                    axis=2),  # [B, N, L+T, H]
             }
         key, value = cache["key"], cache["value"]
-        # Few query rows (batch 1, a single sentence's beams): broadcast products; many: the
-        # matmul and softmax kernels, which win once their fixed cost is spread over enough rows.
+        # Little work (batch 1, a single sentence's beams, or a batch's first positions):
+        # broadcast products; more: the matmul and softmax kernels, which win once their fixed
+        # cost is spread over enough rows and positions.
         rows = tf.shape(query)[0] * tf.shape(query)[1]
-        output = tf.cond(rows <= _STEP_ROWS,
+        pairs = rows * tf.shape(key)[2]
+        output = tf.cond((rows <= _STEP_ROWS) | (pairs <= _STEP_PAIRS),
                          lambda: self._attend_step(projected_query, key, value, mask),
                          lambda: self._attend(projected_query, key, value, mask, False)[0])
         return output, cache
@@ -287,11 +292,20 @@ def _positionwise(inputs, kernel, bias, output_dims):
 
     One 2-D matmul over the B*T flattened positions (see `MultiHeadAttention._project_in`).
     """
-    shape = tf.shape(inputs)
     flat = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel)  # [B*T, O]
     if bias is not None:
         flat = tf.nn.bias_add(flat, bias)
-    return tf.reshape(flat, tf.concat([shape[:2], output_dims], 0))
+    return tf.reshape(flat, _shape_with_leading(inputs, output_dims))
+
+
+def _shape_with_leading(x, dims):
+    """[B, T, *dims] for reshaping into, B and T those of `x` [B, T, ...].
+
+    A constant when T is static (a decoding step's 1): no shape ops to run at every step.
+    """
+    if x.shape[1] is not None:
+        return [-1, x.shape[1], *dims]
+    return tf.concat([tf.shape(x)[:2], dims], 0)
 
 
 def _heads_first(x):
