@@ -66,6 +66,9 @@ def main():
     parser.add_argument("--fit", type=int, help=argparse.SUPPRESS)  # one size, in a child
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.data and not args.data.startswith("dir:"):
+        parser.error(f"--data must name a folder as dir:PATH (its validation split is the "
+                     f"held-out text), got {args.data!r}")
     if args.fit:
         fit(args.data, args.source_lang, args.target_lang, args.fit, args.vocab_size, args.out)
         return
