@@ -86,15 +86,17 @@ def _loop_shapes(cache):
     return tf.nest.map_structure(relax, cache)
 
 
-def _log_normalizer(logits, row_max):
-    """logsumexp over the last axis of [R, V] logits, as [R, 1], given their maxima [R, 1].
+def _log_normalizer(logits, row_max, argmax):
+    """logsumexp over the last axis of [R, V] logits, as [R, 1], given their maxima [R, 1] and
+    where those are, `argmax` [R, 1].
 
     Through the softmax kernel rather than `tf.reduce_logsumexp`: one fused kernel (oneDNN's on
     CPU) in place of a max, subtract, exp and sum over the whole [R, V], a third of the cost at
-    a decoding step's [128, 8000]. The largest probability is at least 1/V, so its log, which
-    is max - logsumexp, loses no precision.
+    a decoding step's [128, 8000]. The largest probability, 1 / sum(exp(logits - max)), is read
+    at the argmax rather than by another pass over [R, V]; it is at least 1/V, so its log,
+    which is max - logsumexp, loses no precision.
     """
-    largest = tf.reduce_max(tf.nn.softmax(logits), axis=-1, keepdims=True)  # [R, 1]
+    largest = tf.gather(tf.nn.softmax(logits), argmax, batch_dims=1)  # [R, 1]
     return row_max - tf.math.log(largest)  # [R, 1]
 
 
@@ -127,9 +129,10 @@ def top_k(values, k, block=64):
         return one_pass()
     rows = tf.shape(values)[0]
     num_blocks = -(-vocab // block)
-    padded = tf.pad(values, [[0, 0], [0, num_blocks * block - vocab]],
-                    constant_values=values.dtype.min)  # [R, V']
-    blocks = tf.reshape(padded, [rows, num_blocks, block])  # [R, V'/b, b]
+    if num_blocks * block > vocab:
+        values = tf.pad(values, [[0, 0], [0, num_blocks * block - vocab]],
+                        constant_values=values.dtype.min)  # [R, V']
+    blocks = tf.reshape(values, [rows, num_blocks, block])  # [R, V'/b, b]
 
     def two_passes():
         _, best_blocks = tf.math.top_k(tf.reduce_max(blocks, axis=-1), k=k)  # [R, k]
@@ -139,6 +142,9 @@ def top_k(values, k, block=64):
         block_ids = tf.gather(best_blocks, positions // block, batch_dims=1)  # [R, k]
         return top_values, block_ids * block + positions % block
 
+    static_k = tf.get_static_value(k)
+    if static_k is not None:  # no run-time branch
+        return two_passes() if static_k <= num_blocks else one_pass()
     return tf.cond(k <= num_blocks, two_passes, one_pass)
 
 
@@ -187,7 +193,10 @@ def greedy_decode(model, source_ids, max_length=None, length_ratio=2.0, length_o
         logits, cache = model.decode_step(tokens, step, cache)  # [W, V]
         chosen = pick(logits, step)  # [W]
         # Only the chosen token's log-probability is needed: its logit minus the normalizer.
-        normalizer = _log_normalizer(logits, tf.reduce_max(logits, axis=-1, keepdims=True))
+        best = chosen if temperature <= 0.0 else tf.argmax(logits, axis=-1,
+                                                           output_type=tf.int32)  # [W]
+        normalizer = _log_normalizer(logits, tf.gather(logits, best[:, None], batch_dims=1),
+                                     best[:, None])  # [W, 1]
         chosen_log_prob = tf.gather(logits, chosen, batch_dims=1) - normalizer[:, 0]  # [W]
         scores = tf.tensor_scatter_nd_add(scores, rows[:, None], chosen_log_prob)  # [B]
         outputs = outputs.write(step, tf.tensor_scatter_nd_update(
@@ -297,6 +306,7 @@ def beam_search(model, source_ids, beam_size=4, top_beams=1, alpha=0.6, max_leng
     source_ids = tf.convert_to_tensor(source_ids)
     cache_length = _cache_length(model, max_length)
     beam_size = tf.convert_to_tensor(beam_size, tf.int32)
+    static_beam = tf.get_static_value(beam_size)  # None when a signature input
     top_beams = tf.minimum(tf.convert_to_tensor(top_beams, tf.int32), beam_size)
     alpha = tf.cast(alpha, tf.float32)
     batch = tf.shape(source_ids)[0]
@@ -325,9 +335,12 @@ def beam_search(model, source_ids, beam_size=4, top_beams=1, alpha=0.6, max_leng
         # The 2K best extensions of a sentence are among the 2K best tokens of each of its
         # hypotheses, so only those need log-probabilities (a top-k is unchanged by the
         # log-softmax normalizer, which shifts a whole row).
-        per_beam = tf.minimum(2 * beam_size, tf.shape(logits)[-1])
+        per_beam = (min(2 * static_beam, logits.shape[-1])
+                    if static_beam is not None and logits.shape[-1] is not None
+                    else tf.minimum(2 * beam_size, tf.shape(logits)[-1]))
         best_logits, best_tokens = top_k(logits, per_beam)  # [W*K, 2K]
-        best_log_probs = best_logits - _log_normalizer(logits, best_logits[:, :1])  # [W*K, 2K]
+        best_log_probs = best_logits - _log_normalizer(
+            logits, best_logits[:, :1], best_tokens[:, :1])  # [W*K, 2K]
         if first:  # the same for the K hypotheses; all but one are masked out below
             best_log_probs = tf.repeat(best_log_probs, beam_size, axis=0)  # [W*K, 2K]
             best_tokens = tf.repeat(best_tokens, beam_size, axis=0)  # [W*K, 2K]

@@ -98,7 +98,8 @@ class Transformer(keras.Model):
 
     def _embed(self, embedding, position, token_ids, training, start_index=0):
         vectors = embedding(token_ids)  # [B, T, D]
-        vectors = vectors + position(vectors, start_index=start_index)  # [B, T, D]
+        vectors = vectors + position(vectors, start_index=start_index,
+                                     broadcast=False)  # [B, T, D]
         return self.embedding_dropout(vectors, training=training)
 
     def _logits(self, hidden):

@@ -1,9 +1,11 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tests.layers.harness import check_layer
 from tf_transformer.layers import Decoder, DecoderLayer, Encoder, EncoderLayer
+from tf_transformer.layers.residual import layer_norm
 
 B, S, T, D = 2, 6, 5, 16
 
@@ -45,6 +47,19 @@ def test_post_norm_is_layer_norm_of_residual_sum():
     ffn = layer.feed_forward(h).numpy() + h
     expected = (ffn - ffn.mean(-1, keepdims=True)) / np.sqrt(ffn.var(-1, keepdims=True) + 1e-6)
     np.testing.assert_allclose(out, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_layer_norm_equals_keras_layer_normalization(dtype):
+    norm = keras.layers.LayerNormalization(epsilon=1e-3, dtype=dtype)
+    norm.build((None, S, D))
+    norm.gamma.assign(_random(D, seed=9) + 1.0)
+    norm.beta.assign(_random(D, seed=10))
+    x = tf.cast(_random(B, S, D, seed=11) * 3.0 + 2.0, norm.compute_dtype)
+    ours = layer_norm(norm, x)
+    assert ours.dtype == norm.compute_dtype
+    np.testing.assert_allclose(tf.cast(ours, tf.float32), tf.cast(norm(x), tf.float32),
+                               atol=1e-5 if dtype == "float32" else 3e-2)
 
 
 def test_decoder_never_attends_to_later_positions():

@@ -39,6 +39,10 @@ def test_layer_returns_slice_at_start_index():
     table = sinusoid_table(40, 8)
     assert out.shape == (2, 5, 8)
     np.testing.assert_allclose(out[1], table[3:8], atol=1e-6)
+    # Unbroadcast, for adding with broadcasting: one row of the same values.
+    single = layer(inputs, start_index=3, broadcast=False).numpy()
+    assert single.shape == (1, 5, 8)
+    np.testing.assert_allclose(single[0], table[3:8], atol=1e-6)
 
 
 def test_sinusoid_config_round_trip_and_save(tmp_path):
@@ -72,6 +76,9 @@ def test_learned_position_embedding(tmp_path):
     layer(inputs)
     np.testing.assert_allclose(layer(inputs[:, :2], start_index=4)[0],
                                layer.position_embeddings.numpy()[4:6], atol=1e-6)
+    single = layer(inputs[:, :2], start_index=4, broadcast=False)
+    assert single.shape == (1, 2, 8)
+    np.testing.assert_allclose(single[0], layer.position_embeddings.numpy()[4:6], atol=1e-6)
 
 
 @pytest.mark.parametrize("make, bad", [

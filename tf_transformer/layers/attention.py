@@ -204,13 +204,12 @@ class MultiHeadAttention(keras.layers.Layer):
             heads = self.num_heads
             projected = _positionwise(query, projection["kernel"], projection["bias"],
                                       [3 * heads, self.key_dim])  # [B, T, 3N, H]
-            projected_query = projected[:, :, :heads]  # [B, T, N, H]
-            cache = {
-                "key": tf.concat([cache["key"], _heads_first(projected[:, :, heads:2 * heads])],
-                                 axis=2),  # [B, N, L+T, H]
-                "value": tf.concat([cache["value"], _heads_first(projected[:, :, 2 * heads:])],
-                                   axis=2),  # [B, N, L+T, H]
-            }
+            # One split op rather than three slices: each is a copy.
+            projected_query, new_key, new_value = tf.split(projected, 3, axis=2)  # [B, T, N, H]
+            cache = {"key": tf.concat([cache["key"], _heads_first(new_key)],
+                                      axis=2),  # [B, N, L+T, H]
+                     "value": tf.concat([cache["value"], _heads_first(new_value)],
+                                        axis=2)}  # [B, N, L+T, H]
         key, value = cache["key"], cache["value"]
         # Little work (batch 1, a single sentence's beams, or a batch's first positions):
         # broadcast products; more: the matmul and softmax kernels, which win once their fixed

@@ -9,7 +9,7 @@ import keras
 
 from tf_transformer.layers.attention import MultiHeadAttention
 from tf_transformer.layers.feed_forward import FeedForward
-from tf_transformer.layers.residual import ResidualNorm
+from tf_transformer.layers.residual import ResidualNorm, layer_norm
 
 
 def _check_positive(name, value):
@@ -117,7 +117,7 @@ class TransformerStack(keras.layers.Layer):
         return [getattr(self, f"layer_{i}") for i in range(self.num_layers)]
 
     def _finish(self, x):
-        return x if self.final_norm is None else self.final_norm(x)
+        return x if self.final_norm is None else layer_norm(self.final_norm, x)
 
     def compute_output_shape(self, inputs_shape, *other_shapes):
         return inputs_shape

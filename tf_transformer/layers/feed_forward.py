@@ -1,6 +1,9 @@
 """Position-wise feed-forward network (section 3.3): max(0, xW1 + b1)W2 + b2."""
 
 import keras
+import tensorflow as tf
+
+from tf_transformer.layers.attention import _positionwise
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
@@ -50,8 +53,17 @@ class FeedForward(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        hidden = self.dropout_layer(self.inner(inputs), training=training)  # [B, T, d_ff]
-        return self.outer(hidden)  # [B, T, D]
+        # The Dense layers hold the weights; the products run as 2-D matmuls over the
+        # flattened positions, which TensorFlow fuses with the bias and the ReLU into one
+        # kernel (the Dense layers' tensordot on [B, T, D] splits them into separate passes
+        # over the [B*T, d_ff] activations, each a cost at every decoding step).
+        hidden = self.inner.activation(_positionwise(
+            inputs, tf.cast(self.inner.kernel, inputs.dtype),
+            tf.cast(self.inner.bias, inputs.dtype), [self.inner_dim]))  # [B, T, d_ff]
+        hidden = self.dropout_layer(hidden, training=training)
+        return _positionwise(hidden, tf.cast(self.outer.kernel, hidden.dtype),
+                             tf.cast(self.outer.bias, hidden.dtype),
+                             [inputs.shape[-1]])  # [B, T, D]
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape

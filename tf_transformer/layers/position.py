@@ -60,6 +60,8 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
         inputs: [B, T, D] tensor; only its shape is used.
         start_index: int or int32 scalar, default 0. Position of the first element (for
             incremental decoding).
+        broadcast: bool, default True. False returns [1, T, D], to be added with
+            broadcasting rather than as a materialized [B, T, D] copy.
 
     Returns:
         [B, T, D] tensor, the encodings of positions start_index..start_index+T-1.
@@ -84,10 +86,12 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
                                                  self.max_timescale))  # [P, D]
         self.built = True
 
-    def call(self, inputs, start_index=0):
+    def call(self, inputs, start_index=0, broadcast=True):
         length = tf.shape(inputs)[1]
         table = tf.cast(self._table, self.compute_dtype)
         encoding = tf.slice(table, [start_index, 0], [length, -1])  # [T, D]
+        if not broadcast:
+            return encoding[None]  # [1, T, D]
         return tf.broadcast_to(encoding[None], tf.shape(inputs))  # [B, T, D]
 
     def get_config(self):
@@ -108,6 +112,8 @@ class LearnedPositionEmbedding(keras.layers.Layer):
     Call arguments:
         inputs: [B, T, D] tensor; only its shape is used.
         start_index: int or int32 scalar, default 0.
+        broadcast: bool, default True. False returns [1, T, D] (see
+            `SinusoidalPositionEncoding`).
 
     Returns:
         [B, T, D] tensor.
@@ -126,11 +132,14 @@ class LearnedPositionEmbedding(keras.layers.Layer):
             initializer=self.initializer)
         self.built = True
 
-    def call(self, inputs, start_index=0):
+    def call(self, inputs, start_index=0, broadcast=True):
         length = tf.shape(inputs)[1]
         table = tf.convert_to_tensor(self.position_embeddings)
-        encoding = tf.slice(table, [start_index, 0], [length, -1])  # [T, D]
-        return tf.broadcast_to(tf.cast(encoding, self.compute_dtype)[None], tf.shape(inputs))
+        encoding = tf.cast(tf.slice(table, [start_index, 0], [length, -1]),
+                           self.compute_dtype)  # [T, D]
+        if not broadcast:
+            return encoding[None]  # [1, T, D]
+        return tf.broadcast_to(encoding[None], tf.shape(inputs))  # [B, T, D]
 
     def get_config(self):
         config = super().get_config()
