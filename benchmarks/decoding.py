@@ -126,15 +126,24 @@ def build_ct2_model(config, directory, seed=0):
 
 
 def _suppress_end(model):
-    """Makes END impossible so that every sentence runs to the length cap."""
-    original = model.decode_step
+    """Makes END impossible so that every sentence runs to the length cap.
 
-    def decode_step(token_ids, step, cache):
-        logits, cache = original(token_ids, step, cache)
-        end = tf.one_hot(decoding.END_ID, tf.shape(logits)[-1]) * decoding.NEG_INF
-        return logits + end, cache
+    Cached decoding: a NEG_INF bias on END's logit in the output projection that
+    `Transformer.decode_step` uses, which TensorFlow fuses into the logits matmul, so forcing
+    the length costs no pass over the [rows, V] logits (an add of a one-hot would cost one
+    per step, four times more for beam search's rows). The uncached reference adds it to the
+    logits of `Transformer.decode`.
+    """
+    step_projection = model._step_output_projection
 
-    model.decode_step = decode_step
+    def suppressed_step_projection():
+        projection = dict(step_projection())
+        end = tf.one_hot(decoding.END_ID, projection["kernel"].shape[-1],
+                         on_value=decoding.NEG_INF, dtype=projection["kernel"].dtype)  # [V]
+        projection["bias"] = projection["bias"] + end if "bias" in projection else end
+        return projection
+
+    model._step_output_projection = suppressed_step_projection
     original_decode = model.decode
 
     def decode(target_ids, memory, source_ids, training=False):
@@ -164,6 +173,44 @@ def measure(methods, batches, repeats=1):
                 if repeat == 0:
                     tokens[name] += generated
     return {name: (sum(best[name]), tokens[name]) for name in methods}
+
+
+def step_matmul_seconds(model, rows, repeats=200):
+    """Seconds the matrix products of one decoding step take at `rows` rows, alone.
+
+    The products of `Transformer.decode_step` with the model's own weights: per decoder layer
+    the fused Q/K/V projection, W^O, the encoder-decoder query projection and W^O, and the two
+    feed-forward maps; then the output projection. Beam search with K beams runs them on K
+    times greedy's rows, so the difference between the two row counts is a floor under what
+    beam search costs over greedy decoding.
+    """
+    kernels = []
+    for layer in model.decoder.blocks:
+        mha, cross, ffn = layer.self_attention, layer.cross_attention, layer.feed_forward
+        kernels += [mha.fused_projection()["kernel"],
+                    tf.reshape(mha.output_dense.kernel, [-1, model.transformer_config.d_model]),
+                    tf.reshape(cross.query_dense.kernel, [model.transformer_config.d_model, -1]),
+                    tf.reshape(cross.output_dense.kernel, [-1, model.transformer_config.d_model]),
+                    tf.convert_to_tensor(ffn.inner.kernel), tf.convert_to_tensor(ffn.outer.kernel)]
+    kernels.append(model._step_output_projection()["kernel"])
+    inputs = {k.shape[0]: tf.random.stateless_normal([rows, k.shape[0]], seed=[0, k.shape[0]])
+              for k in kernels}
+
+    @tf.function
+    def products():
+        def body(i, total):
+            for kernel in kernels:  # each product feeds the loop, so none is pruned
+                total += tf.matmul(inputs[kernel.shape[0]], kernel)[0, 0]
+            return i + 1, total
+        return tf.while_loop(lambda i, total: i < repeats, body, (0, 0.0))[1]
+
+    products()
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        products().numpy()
+        best = min(best, (time.perf_counter() - started) / repeats)
+    return best
 
 
 def _ours(decode):
@@ -245,6 +292,7 @@ def main(argv=None):
               f"{row['tokens_per_second']:>10.1f} {row['tokens_per_sentence']:>9.1f}")
     print()
     _print_ratios(rows, args.batch_sizes)
+    _print_beam_floor(model, rows, args.batch_sizes, cap)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(rows, f, indent=2)
@@ -269,6 +317,29 @@ def _print_ratios(rows, batch_sizes):
             parts.append(f"ct2 float32 {beam} costs "
                          f"{ratio('ct2 float32 greedy', f'ct2 float32 {beam}'):.2f}x greedy")
         print(f"batch {batch_size}: " + "; ".join(parts))
+
+
+def _print_beam_floor(model, rows, batch_sizes, output_length):
+    """How much of beam search's cost over greedy the matrix products alone account for."""
+    seconds = {(r["method"], r["batch_size"]): r["seconds"] for r in rows}
+    sentences = rows[0]["sentences_per_second"] * rows[0]["seconds"]
+    for batch_size in batch_sizes:
+        if batch_size == 1:
+            continue
+        greedy_rows, beam_rows = batch_size, batch_size * BEAM_SIZE
+        greedy_products = step_matmul_seconds(model, greedy_rows)
+        beam_products = step_matmul_seconds(model, beam_rows)
+        steps = -(-sentences // batch_size) * output_length
+        greedy_step = seconds[("cached greedy", batch_size)] / steps
+        beam_step = seconds[(f"beam {BEAM_SIZE}", batch_size)] / steps
+        floor = (greedy_step + beam_products - greedy_products) / greedy_step
+        print(f"batch {batch_size}: a step's matrix products alone take "
+              f"{greedy_products * 1e3:.2f} ms at {greedy_rows} rows (greedy) and "
+              f"{beam_products * 1e3:.2f} ms at {beam_rows} rows (beam {BEAM_SIZE}); a whole "
+              f"step (encoder included) takes {greedy_step * 1e3:.2f} ms greedy and "
+              f"{beam_step * 1e3:.2f} ms beam {BEAM_SIZE}: the extra products alone make beam "
+              f"{BEAM_SIZE} cost {floor:.2f}x greedy, the rest of the step "
+              f"{beam_step / greedy_step - floor:+.2f}x")
 
 
 if __name__ == "__main__":
