@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from tf_transformer.layers import masks as masks_lib
+from tf_transformer.layers.positionwise import positionwise, shape_with_leading
 
 # Added to the logits of masked positions. Softmax runs in float32, where exp(-1e9 - max)
 # underflows to exactly 0, so masked keys get exactly zero weight.
@@ -128,7 +129,7 @@ class MultiHeadAttention(keras.layers.Layer):
         kernel = tf.cast(dense.kernel, inputs.dtype)  # [D, N, H]
         width, heads, size = kernel.shape
         bias = None if dense.bias is None else tf.reshape(tf.cast(dense.bias, inputs.dtype), [-1])
-        return _positionwise(inputs, tf.reshape(kernel, [width, heads * size]), bias,
+        return positionwise(inputs, tf.reshape(kernel, [width, heads * size]), bias,
                              [heads, size])  # [B, T, N, H]
 
     def _project_out(self, context):
@@ -137,8 +138,8 @@ class MultiHeadAttention(keras.layers.Layer):
         heads, size, width = kernel.shape
         bias = self.output_dense.bias
         bias = None if bias is None else tf.cast(bias, context.dtype)
-        flat = tf.reshape(context, _shape_with_leading(context, [heads * size]))
-        return _positionwise(flat, tf.reshape(kernel, [heads * size, width]), bias,
+        flat = tf.reshape(context, shape_with_leading(context, [heads * size]))
+        return positionwise(flat, tf.reshape(kernel, [heads * size, width]), bias,
                              [width])  # [B, T, D]
 
     def call(self, query, value, key=None, padding_mask=None, attention_mask=None,
@@ -202,7 +203,7 @@ class MultiHeadAttention(keras.layers.Layer):
             projected_query = self._project_in(self.query_dense, query)  # [B, T, N, H]
         else:
             heads = self.num_heads
-            projected = _positionwise(query, projection["kernel"], projection["bias"],
+            projected = positionwise(query, projection["kernel"], projection["bias"],
                                       [3 * heads, self.key_dim])  # [B, T, 3N, H]
             # One split op rather than three slices: each is a copy.
             projected_query, new_key, new_value = tf.split(projected, 3, axis=2)  # [B, T, N, H]
@@ -284,27 +285,6 @@ class MultiHeadAttention(keras.layers.Layer):
 
 def _clone_initializer(initializer):
     return initializer.__class__.from_config(initializer.get_config())
-
-
-def _positionwise(inputs, kernel, bias, output_dims):
-    """`inputs` [B, T, I] times `kernel` [I, O] (+ `bias` [O]), as [B, T, *output_dims].
-
-    One 2-D matmul over the B*T flattened positions (see `MultiHeadAttention._project_in`).
-    """
-    flat = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel)  # [B*T, O]
-    if bias is not None:
-        flat = tf.nn.bias_add(flat, bias)
-    return tf.reshape(flat, _shape_with_leading(inputs, output_dims))
-
-
-def _shape_with_leading(x, dims):
-    """[B, T, *dims] for reshaping into, B and T those of `x` [B, T, ...].
-
-    A constant when T is static (a decoding step's 1): no shape ops to run at every step.
-    """
-    if x.shape[1] is not None:
-        return [-1, x.shape[1], *dims]
-    return tf.concat([tf.shape(x)[:2], dims], 0)
 
 
 def _heads_first(x):

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tf_transformer.layers.attention import _positionwise
+from tf_transformer.layers.positionwise import positionwise
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
@@ -57,11 +57,11 @@ class FeedForward(keras.layers.Layer):
         # flattened positions, which TensorFlow fuses with the bias and the ReLU into one
         # kernel (the Dense layers' tensordot on [B, T, D] splits them into separate passes
         # over the [B*T, d_ff] activations, each a cost at every decoding step).
-        hidden = self.inner.activation(_positionwise(
+        hidden = self.inner.activation(positionwise(
             inputs, tf.cast(self.inner.kernel, inputs.dtype),
             tf.cast(self.inner.bias, inputs.dtype), [self.inner_dim]))  # [B, T, d_ff]
         hidden = self.dropout_layer(hidden, training=training)
-        return _positionwise(hidden, tf.cast(self.outer.kernel, hidden.dtype),
+        return positionwise(hidden, tf.cast(self.outer.kernel, hidden.dtype),
                              tf.cast(self.outer.bias, hidden.dtype),
                              [inputs.shape[-1]])  # [B, T, D]
 
