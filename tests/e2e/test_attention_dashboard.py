@@ -185,12 +185,20 @@ def screenshot(driver, tmp_path, capsys):
     return save
 
 
+def redraw_wait(driver):
+    """A wait that retries while the page redraws.
+
+    TensorBoard and the Attention tab redraw their elements while data arrive: an element
+    found a moment ago may be replaced (stale) or not drawn yet before it is read.
+    """
+    return WebDriverWait(driver, TIMEOUT, ignored_exceptions=(
+        StaleElementReferenceException, NoSuchElementException))
+
+
 def open_tab(driver, url, tab):
     driver.get("about:blank")  # A fresh page: tabs opened before leave their elements behind.
     driver.get(f"{url}/#{tab}")
-    # TensorBoard redraws a tab while its data arrive: an element found a moment ago may be
-    # replaced before it is read, so a wait retries on stale elements.
-    return WebDriverWait(driver, TIMEOUT, ignored_exceptions=(StaleElementReferenceException,))
+    return redraw_wait(driver)
 
 
 def open_attention(driver, url):
@@ -229,9 +237,7 @@ def assert_heatmap_is(driver, matrix):
 
 def select_kind(driver, kind):
     """Chooses the attention kind and waits until both the tokens and the heatmap show it."""
-    # The page redraws its controls when data arrive, so an element found a moment ago may be
-    # gone: retry on stale elements instead of failing on a redraw.
-    wait = WebDriverWait(driver, TIMEOUT, ignored_exceptions=(StaleElementReferenceException,))
+    wait = redraw_wait(driver)
 
     def chosen(d):
         select = Select(d.find_element(By.ID, "kind-select"))
@@ -250,8 +256,7 @@ def click_when_drawn(driver, selector):
         d.find_element(By.CSS_SELECTOR, selector).click()
         return True
 
-    WebDriverWait(driver, TIMEOUT, ignored_exceptions=(
-        StaleElementReferenceException, NoSuchElementException)).until(clicked)
+    redraw_wait(driver).until(clicked)
 
 
 def find_when_drawn(driver, selector):
@@ -317,7 +322,7 @@ def test_model_view_click_focuses_a_head(driver, served, screenshot):
 
     layer, head = layers - 1, heads - 1
     click_when_drawn(driver, f"canvas.thumb[data-layer='{layer}'][data-head='{head}']")
-    WebDriverWait(driver, TIMEOUT).until(
+    redraw_wait(driver).until(
         lambda d: d.find_element(By.ID, "focus-label").text == f"layer {layer}, head {head}")
     assert driver.find_element(
         By.CSS_SELECTOR, f"canvas.thumb[data-layer='{layer}'][data-head='{head}']"
@@ -388,7 +393,7 @@ def test_step_slider_moves_through_training_steps(driver, served):
     assert len(steps) >= 2
     assert f"step {steps[-1]}" in driver.find_element(By.ID, "caption").text
     driver.find_element(By.ID, "step-slider").send_keys(Keys.ARROW_LEFT)
-    WebDriverWait(driver, TIMEOUT).until(
+    redraw_wait(driver).until(
         lambda d: f"step {steps[-2]}" in d.find_element(By.ID, "caption").text)
 
 
@@ -400,7 +405,7 @@ def test_typed_sentence_box_returns_attention_for_a_new_sentence(driver, served,
     box.send_keys(TYPED_SENTENCE)
     driver.find_element(By.ID, "sentence-submit").click()
     expected = get_json(url, "attention/inspect", text=TYPED_SENTENCE, kind="encoder_self")
-    WebDriverWait(driver, TIMEOUT).until(
+    redraw_wait(driver).until(
         lambda d: d.find_element(By.ID, "translation-text").text == expected["translation"])
     assert Select(driver.find_element(By.ID, "sentence-select")).first_selected_option.text == (
         f"typed: {TYPED_SENTENCE}")
@@ -413,7 +418,7 @@ def test_typed_sentence_box_returns_attention_for_a_new_sentence(driver, served,
     select_kind(driver, "cross")
     expected = get_json(url, "attention/inspect", text=TYPED_SENTENCE, kind="cross")
     click_when_drawn(driver, "canvas.thumb[data-layer='0'][data-head='1']")
-    WebDriverWait(driver, TIMEOUT).until(
+    redraw_wait(driver).until(
         lambda d: d.find_element(By.ID, "focus-label").text == "layer 0, head 1")
     assert_heatmap_is(driver, expected["weights"][0][1])
     screenshot("typed_sentence")
