@@ -130,7 +130,7 @@ class MultiHeadAttention(keras.layers.Layer):
         width, heads, size = kernel.shape
         bias = None if dense.bias is None else tf.reshape(tf.cast(dense.bias, inputs.dtype), [-1])
         return positionwise(inputs, tf.reshape(kernel, [width, heads * size]), bias,
-                             [heads, size])  # [B, T, N, H]
+                            [heads, size])  # [B, T, N, H]
 
     def _project_out(self, context):
         """[B, T, N, H] -> [B, T, D] through W^O, as a 2-D matmul (see `_project_in`)."""
@@ -140,7 +140,7 @@ class MultiHeadAttention(keras.layers.Layer):
         bias = None if bias is None else tf.cast(bias, context.dtype)
         flat = tf.reshape(context, shape_with_leading(context, [heads * size]))
         return positionwise(flat, tf.reshape(kernel, [heads * size, width]), bias,
-                             [width])  # [B, T, D]
+                            [width])  # [B, T, D]
 
     def call(self, query, value, key=None, padding_mask=None, attention_mask=None,
              return_attention_scores=False, training=None):
@@ -204,7 +204,7 @@ class MultiHeadAttention(keras.layers.Layer):
         else:
             heads = self.num_heads
             projected = positionwise(query, projection["kernel"], projection["bias"],
-                                      [3 * heads, self.key_dim])  # [B, T, 3N, H]
+                                     [3 * heads, self.key_dim])  # [B, T, 3N, H]
             # One split op rather than three slices: each is a copy.
             projected_query, new_key, new_value = tf.split(projected, 3, axis=2)  # [B, T, N, H]
             cache = {"key": tf.concat([cache["key"], _heads_first(new_key)],

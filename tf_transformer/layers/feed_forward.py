@@ -62,8 +62,8 @@ class FeedForward(keras.layers.Layer):
             tf.cast(self.inner.bias, inputs.dtype), [self.inner_dim]))  # [B, T, d_ff]
         hidden = self.dropout_layer(hidden, training=training)
         return positionwise(hidden, tf.cast(self.outer.kernel, hidden.dtype),
-                             tf.cast(self.outer.bias, hidden.dtype),
-                             [inputs.shape[-1]])  # [B, T, D]
+                            tf.cast(self.outer.bias, hidden.dtype),
+                            [inputs.shape[-1]])  # [B, T, D]
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape
