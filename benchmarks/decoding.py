@@ -292,7 +292,7 @@ def main(argv=None):
               f"{row['tokens_per_second']:>10.1f} {row['tokens_per_sentence']:>9.1f}")
     print()
     _print_ratios(rows, args.batch_sizes)
-    _print_beam_floor(model, rows, args.batch_sizes, cap)
+    _print_beam_floor(model, rows, args.batch_sizes, len(texts), cap)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(rows, f, indent=2)
@@ -319,10 +319,9 @@ def _print_ratios(rows, batch_sizes):
         print(f"batch {batch_size}: " + "; ".join(parts))
 
 
-def _print_beam_floor(model, rows, batch_sizes, output_length):
+def _print_beam_floor(model, rows, batch_sizes, sentences, output_length):
     """How much of beam search's cost over greedy the matrix products alone account for."""
     seconds = {(r["method"], r["batch_size"]): r["seconds"] for r in rows}
-    sentences = rows[0]["sentences_per_second"] * rows[0]["seconds"]
     for batch_size in batch_sizes:
         if batch_size == 1:
             continue
