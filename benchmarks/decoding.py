@@ -5,6 +5,8 @@ Prints sentences/s and generated target tokens/s at each batch size for:
   tutorial's loop), O(C^2) decoder work;
 - cached greedy: one decoder position per step on the key/value cache;
 - beam search (beam 4) on the cache;
+- with --dtypes, cached greedy and beam 4 again at each reduced compute dtype (the model of
+  `tft-export --dtype`, same weights): bfloat16 runs on AVX512-BF16 or AMX matmul units;
 - CTranslate2 greedy and beam 4, in float32 and int8, on a model of the same shape built
   through `ctranslate2.specs` with random weights (`--no-ct2` skips it).
 
@@ -17,6 +19,7 @@ CTranslate2 peer gets the same sources and min_decoding_length = max_decoding_le
 Usage:
     python benchmarks/decoding.py [--model-dir MODEL_DIR] [--sentences 64]
         [--batch-sizes 1 32] [--output-length 30] [--threads 2] [--repeats 1] [--no-ct2]
+        [--dtypes float32 bfloat16]
 """
 
 import argparse
@@ -34,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tf_transformer  # noqa: E402
 from tf_transformer import decoding  # noqa: E402
 from tf_transformer.data import load_parallel  # noqa: E402
+from tf_transformer.model import COMPUTE_DTYPES, with_compute_dtype  # noqa: E402
 
 # CTranslate2's names for the reserved ids PAD, UNK, START, END.
 CT2_SPECIALS = ("<blank>", "<unk>", "<s>", "</s>")
@@ -240,6 +244,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2,
                         help="timed passes over the sentences; each batch's fastest counts")
     parser.add_argument("--no-ct2", action="store_true", help="skip the CTranslate2 peer")
+    parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=sorted(COMPUTE_DTYPES),
+                        help="compute dtypes of tf_transformer's cached greedy and beam rows; "
+                             "float32 always runs")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
@@ -259,6 +266,17 @@ def main(argv=None):
         f"beam {BEAM_SIZE}": _ours(
             lambda s: decoding.beam_search(model, s, beam_size=BEAM_SIZE, alpha=0.6, **budget)),
     }
+    for dtype in dict.fromkeys(args.dtypes):
+        if dtype == "float32":
+            continue
+        reduced = with_compute_dtype(model, dtype)
+        if random_weights:
+            _suppress_end(reduced)
+        methods[f"cached greedy {dtype}"] = _ours(
+            lambda s, m=reduced: decoding.greedy_decode(m, s, **budget))
+        methods[f"beam {BEAM_SIZE} {dtype}"] = _ours(
+            lambda s, m=reduced: decoding.beam_search(m, s, beam_size=BEAM_SIZE, alpha=0.6,
+                                                      **budget))
     if not args.no_ct2 and random_weights:
         import ctranslate2
 
@@ -286,12 +304,12 @@ def main(argv=None):
                          "sentences_per_second": len(texts) / seconds,
                          "tokens_per_second": tokens / seconds,
                          "tokens_per_sentence": tokens / len(texts), "seconds": seconds})
-    print(f"\n{'method':<20} {'batch':>5} {'sent/s':>9} {'tokens/s':>10} {'tok/sent':>9}")
+    print(f"\n{'method':<24} {'batch':>5} {'sent/s':>9} {'tokens/s':>10} {'tok/sent':>9}")
     for row in rows:
-        print(f"{row['method']:<20} {row['batch_size']:>5} {row['sentences_per_second']:>9.1f} "
+        print(f"{row['method']:<24} {row['batch_size']:>5} {row['sentences_per_second']:>9.1f} "
               f"{row['tokens_per_second']:>10.1f} {row['tokens_per_sentence']:>9.1f}")
     print()
-    _print_ratios(rows, args.batch_sizes)
+    _print_ratios(rows, args.batch_sizes, args.dtypes)
     _print_beam_floor(model, rows, args.batch_sizes, len(texts), cap)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
@@ -299,7 +317,7 @@ def main(argv=None):
     return rows
 
 
-def _print_ratios(rows, batch_sizes):
+def _print_ratios(rows, batch_sizes, dtypes=("float32",)):
     speed = {(r["method"], r["batch_size"]): r["sentences_per_second"] for r in rows}
     beam = f"beam {BEAM_SIZE}"
     for batch_size in batch_sizes:
@@ -317,6 +335,17 @@ def _print_ratios(rows, batch_sizes):
             parts.append(f"ct2 float32 {beam} costs "
                          f"{ratio('ct2 float32 greedy', f'ct2 float32 {beam}'):.2f}x greedy")
         print(f"batch {batch_size}: " + "; ".join(parts))
+        for dtype in dict.fromkeys(dtypes):
+            greedy, beam_search = f"cached greedy {dtype}", f"{beam} {dtype}"
+            if (greedy, batch_size) not in speed:
+                continue
+            parts = [f"greedy {ratio(greedy, 'cached greedy'):.2f}x float32, {beam} "
+                     f"{ratio(beam_search, beam):.2f}x float32",
+                     f"{beam} costs {ratio(greedy, beam_search):.2f}x greedy"]
+            if ("ct2 int8 greedy", batch_size) in speed:
+                parts.append(f"vs ct2 int8: greedy {ratio(greedy, 'ct2 int8 greedy'):.2f}x, "
+                             f"{beam} {ratio(beam_search, f'ct2 int8 {beam}'):.2f}x")
+            print(f"batch {batch_size}, {dtype}: " + "; ".join(parts))
 
 
 def _print_beam_floor(model, rows, batch_sizes, sentences, output_length):

@@ -50,8 +50,9 @@ class TokenEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, token_ids):
-        table = tf.cast(tf.convert_to_tensor(self.embeddings), self.compute_dtype)
-        vectors = tf.gather(table, token_ids)  # [B, T, D]
+        # Gather, then cast the rows gathered: casting the whole [V, D] table to a reduced
+        # compute dtype first would cost a pass over it at every call (every decoding step).
+        vectors = tf.cast(tf.gather(self.embeddings, token_ids), self.compute_dtype)  # [B, T, D]
         return vectors * tf.cast(math.sqrt(self.width), self.compute_dtype)
 
     def logits(self, hidden):
