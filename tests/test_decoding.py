@@ -7,6 +7,7 @@ import tensorflow as tf
 import tf_transformer as tft
 from tests.copy_task import copy_config, copy_examples
 from tf_transformer import decoding
+from tf_transformer.model import with_compute_dtype
 
 SOURCE = np.array([[5, 6, 7, 8, 9, 10, 0, 0], [11, 4, 12, 13, 14, 15, 6, 7],
                    [9, 9, 9, 0, 0, 0, 0, 0]], np.int32)
@@ -26,6 +27,32 @@ def _strip(ids):
         out.append(row[:row.index(decoding.END_ID) + 1] if decoding.END_ID in row else
                    [t for t in row if t != 0])
     return out
+
+
+@pytest.mark.parametrize("dtype, norm_first", [("float32", True), ("bfloat16", True),
+                                               ("bfloat16", False)])
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_the_decoding_loop_casts_no_weight(random_model, dtype, norm_first, method):
+    # In reduced precision, reading a float32 weight means casting it: a pass over the kernel.
+    # Decoding casts every weight once per call, before the loop, not at every step.
+    if not norm_first:
+        tf.keras.utils.set_random_seed(4)
+        random_model = tft.Transformer(copy_config(norm_first=False))
+    model = with_compute_dtype(random_model, dtype)
+    decode = (lambda s: decoding.greedy_decode(model, s, max_length=4)) if method == "greedy" \
+        else (lambda s: decoding.beam_search(model, s, beam_size=2, max_length=4))
+    graph = tf.function(decode).get_concrete_function(tf.TensorSpec([None, None], tf.int32)).graph
+    functions = graph.as_graph_def().library.function
+    assert any("while_body" in f.signature.name for f in functions)
+    casts = []
+    for function in functions:  # the loop's body and the conditionals inside it
+        producers = {node.name: node.op for node in function.node_def}
+        casts += [(function.signature.name, node.name) for node in function.node_def
+                  if node.op == "Cast"
+                  and producers.get(node.input[0].split(":")[0]) == "ReadVariableOp"]
+    assert not casts
+    ids = tf.function(decode)(SOURCE).ids  # and it still decodes
+    assert ids.shape[0] == SOURCE.shape[0]
 
 
 # 3 rows: a step attends with broadcast products; 24: with broadcast products up to 16 cached

@@ -155,9 +155,10 @@ class Transformer(keras.Model):
         Returns:
             A nested dict of tensors: "layers", one dict per decoder layer with "self" (keys
             and values of the positions decoded so far, [B*K, N, T, H], T=0 at first),
-            "cross" (encoder keys/values, [B, N, S, H]) and "projection" (the fused Q/K/V
-            kernel, no batch axis); "memory_mask" [B, 1, 1, S]; and "output" (the output
-            projection laid out for a step, see `_step_output_projection`).
+            "cross" (encoder keys/values, [B, N, S, H]) and "kernels" (the step's weights in
+            the compute dtype, no batch axis, see `DecoderLayer.init_cache`); "memory_mask"
+            [B, 1, 1, S]; and "output" (the output projection laid out for a step, see
+            `_step_output_projection`).
             `select_cache` picks rows of it.
         """
         return {"layers": self.decoder.init_cache(memory, beam_size),
@@ -203,7 +204,7 @@ class Transformer(keras.Model):
 
         return {"layers": [{"self": pick(layer["self"], hypotheses),
                             "cross": pick(layer["cross"], sentences),
-                            "projection": layer["projection"]}
+                            "kernels": layer["kernels"]}
                            for layer in cache["layers"]],
                 "memory_mask": pick(cache["memory_mask"], sentences),
                 "output": cache["output"]}

@@ -89,8 +89,7 @@ def test_cached_steps_equal_full_causal_attention():
     full = layer(x, x, attention_mask=causal_mask(T)).numpy()
     cache = {"key": tf.zeros([B, N, 0, H]), "value": tf.zeros([B, N, 0, H])}
     for step in range(T):
-        out, cache = layer.call_cached(x[:, step:step + 1], cache,
-                                       projection=layer.fused_projection())
+        out, cache = layer.call_cached(x[:, step:step + 1], cache, append=True)
         assert cache["key"].shape == (B, N, step + 1, H)  # only the positions decoded so far
         np.testing.assert_allclose(out[:, 0], full[:, step], atol=1e-5)
     # The fused Q/K/V projection gives the three Keras-layout projections' keys and values.
@@ -143,7 +142,7 @@ def test_cached_steps_take_either_kernel_path_to_the_same_result(batch):
     cache = {"key": tf.zeros([batch, N, 0, H]), "value": tf.zeros([batch, N, 0, H])}
     for step in range(T):
         query = x[:, step:step + 1]
-        out, cache = layer.call_cached(query, cache, projection=layer.fused_projection())
+        out, cache = layer.call_cached(query, cache, append=True)
         np.testing.assert_allclose(out[:, 0], expected_self[:, step], atol=1e-4)
         out, _ = layer.call_cached(query, {"key": key, "value": value},
                                    mask=merge_masks(padding))

@@ -132,15 +132,26 @@ class MultiHeadAttention(keras.layers.Layer):
         return positionwise(inputs, tf.reshape(kernel, [width, heads * size]), bias,
                             [heads, size])  # [B, T, N, H]
 
-    def _project_out(self, context):
-        """[B, T, N, H] -> [B, T, D] through W^O, as a 2-D matmul (see `_project_in`)."""
-        kernel = tf.cast(self.output_dense.kernel, context.dtype)  # [N, H, D]
+    def _project_out(self, context, output=None):
+        """[B, T, N, H] -> [B, T, D] through W^O, as a 2-D matmul (see `_project_in`).
+
+        `output`: W^O as `step_kernels()["output"]`, or None to read the layer's weights.
+        """
+        if output is None:
+            output = self._output_kernel(context.dtype)
+        heads, size = context.shape[2:]
+        flat = tf.reshape(context, shape_with_leading(context, [heads * size]))  # [B, T, NH]
+        return positionwise(flat, output["kernel"], output.get("bias"),
+                            [output["kernel"].shape[1]])  # [B, T, D]
+
+    def _output_kernel(self, dtype):
+        """W^O as {"kernel": [NH, D], "bias": [D]} (no "bias" without biases) in `dtype`."""
+        kernel = tf.cast(self.output_dense.kernel, dtype)  # [N, H, D]
         heads, size, width = kernel.shape
-        bias = self.output_dense.bias
-        bias = None if bias is None else tf.cast(bias, context.dtype)
-        flat = tf.reshape(context, shape_with_leading(context, [heads * size]))
-        return positionwise(flat, tf.reshape(kernel, [heads * size, width]), bias,
-                            [width])  # [B, T, D]
+        output = {"kernel": tf.reshape(kernel, [heads * size, width])}  # [NH, D]
+        if self.output_dense.bias is not None:
+            output["bias"] = tf.cast(self.output_dense.bias, dtype)  # [D]
+        return output
 
     def call(self, query, value, key=None, padding_mask=None, attention_mask=None,
              return_attention_scores=False, training=None):
@@ -154,7 +165,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return output
 
     def fused_projection(self, dtype=None):
-        """The query, key and value kernels (and biases) side by side, for `call_cached`.
+        """The query, key and value kernels (and biases) side by side (`step_kernels`).
 
         One [D, 3NH] product per decoding step instead of three [D, NH] ones: fewer, larger
         ops. The layer keeps the three Keras-layout kernels; decoding concatenates them once
@@ -182,7 +193,35 @@ class MultiHeadAttention(keras.layers.Layer):
             bias = tf.zeros([3 * self.num_heads * self.key_dim], dtype)
         return {"kernel": kernel, "bias": bias}  # [D, 3NH], [3NH]
 
-    def call_cached(self, query, cache, mask=None, projection=None):
+    def step_kernels(self, fused=False, dtype=None):
+        """A decoding step's kernels and biases, cast and laid out for 2-D matmuls.
+
+        Decoding takes them once per call (the decoder's cache holds them) rather than
+        casting and reshaping the layer's weights at every step: in reduced precision each
+        cast is a pass over a kernel, at every step of every layer.
+
+        Args:
+            fused: bool, default False. True: "input" is the fused Q/K/V projection
+                (`fused_projection`, for self-attention); False: the query projection.
+            dtype: the compute dtype, default the layer's.
+
+        Returns:
+            {"input": {"kernel": [D, NH] (fused [D, 3NH]), "bias": [NH] ([3NH])},
+             "output": {"kernel": [NH, D], "bias": [D]}}: W^O has no "bias" without biases,
+            the input projection zeros.
+        """
+        dtype = dtype or self.compute_dtype
+        if fused:
+            projection = self.fused_projection(dtype)
+        else:
+            kernel = tf.cast(self.query_dense.kernel, dtype)  # [D, N, H]
+            projection = {"kernel": tf.reshape(kernel, [kernel.shape[0], -1])}  # [D, NH]
+            projection["bias"] = (tf.zeros([projection["kernel"].shape[1]], dtype)
+                                  if self.query_dense.bias is None else
+                                  tf.reshape(tf.cast(self.query_dense.bias, dtype), [-1]))
+        return {"input": projection, "output": self._output_kernel(dtype)}
+
+    def call_cached(self, query, cache, mask=None, kernels=None, append=False):
         """Attention of decoding steps against a key/value cache (inference only).
 
         Args:
@@ -191,18 +230,22 @@ class MultiHeadAttention(keras.layers.Layer):
             cache: dict with "key" and "value", each [B, N, L, H].
             mask: bool tensor broadcastable to [B, N, T, L] (see `masks.merge_masks`) or None.
                 Built once per step by the caller rather than once per layer.
-            projection: None for a static cache such as the encoder-decoder keys/values, or,
-                for self-attention, `fused_projection()`: then the query's own keys and values
-                are appended to the cache first, so that the cache holds exactly the positions
+            kernels: `step_kernels(fused=append)`, or None to read the layer's weights.
+            append: bool, default False (a static cache such as the encoder-decoder
+                keys/values). True for self-attention: the query's own keys and values are
+                appended to the cache first, so that the cache holds exactly the positions
                 decoded so far and needs no mask (every one is at or before the query).
 
         Returns:
-            (output [B, T, D], cache: [B, N, L + T, H] each with a projection, else as given).
+            (output [B, T, D], cache: [B, N, L + T, H] each when appending, else as given).
         """
-        if projection is None:
-            projected_query = self._project_in(self.query_dense, query)  # [B, T, N, H]
+        if kernels is None:
+            kernels = self.step_kernels(fused=append, dtype=query.dtype)
+        projection, heads = kernels["input"], self.num_heads
+        if not append:
+            projected_query = positionwise(query, projection["kernel"], projection["bias"],
+                                           [heads, self.key_dim])  # [B, T, N, H]
         else:
-            heads = self.num_heads
             projected = positionwise(query, projection["kernel"], projection["bias"],
                                      [3 * heads, self.key_dim])  # [B, T, 3N, H]
             # One split op rather than three slices: each is a copy.
@@ -218,11 +261,13 @@ class MultiHeadAttention(keras.layers.Layer):
         rows = tf.shape(query)[0] * tf.shape(query)[1]
         pairs = rows * tf.shape(key)[2]
         output = tf.cond((rows <= _STEP_ROWS) | (pairs <= _STEP_PAIRS),
-                         lambda: self._attend_step(projected_query, key, value, mask),
-                         lambda: self._attend(projected_query, key, value, mask, False)[0])
+                         lambda: self._attend_step(projected_query, key, value, mask,
+                                                   kernels.get("output")),
+                         lambda: self._attend(projected_query, key, value, mask, False,
+                                              kernels.get("output"))[0])
         return output, cache
 
-    def _attend_step(self, query, key, value, mask):
+    def _attend_step(self, query, key, value, mask, output=None):
         """`_attend` for a decoding step's few queries, without matmul or softmax kernels.
 
         The same scaled dot-product and softmax as `_attend`, written as broadcast products
@@ -234,6 +279,7 @@ class MultiHeadAttention(keras.layers.Layer):
             query: [B, T, N, H], T small (1, or the K beams of a sentence).
             key, value: [B, N, L, H].
             mask: bool broadcastable to [B, N, T, L], or None.
+            output: W^O as in `_project_out`.
 
         Returns:
             [B, T, D].
@@ -249,9 +295,9 @@ class MultiHeadAttention(keras.layers.Layer):
                                                keepdims=True)  # [B, N, T, L]
         context = tf.reduce_sum(tf.cast(weights, value.dtype)[:, :, :, :, None]
                                 * value[:, :, None, :, :], axis=3)  # [B, N, T, H]
-        return self._project_out(tf.transpose(context, [0, 2, 1, 3]))  # [B, T, D]
+        return self._project_out(tf.transpose(context, [0, 2, 1, 3]), output)  # [B, T, D]
 
-    def _attend(self, query, key, value, mask, training):
+    def _attend(self, query, key, value, mask, training, output=None):
         # Scaling by 1/sqrt(H) keeps the logits' variance near 1 whatever the head size, so
         # the softmax does not saturate into vanishing gradients (section 3.2.1).
         query = _heads_first(query * tf.cast(1.0 / math.sqrt(self.key_dim), query.dtype))
@@ -264,7 +310,7 @@ class MultiHeadAttention(keras.layers.Layer):
         dropped = self.dropout_layer(tf.cast(weights, value.dtype), training=training)
         context = tf.matmul(dropped, value)  # [B, N, T, H]
         context = tf.transpose(context, [0, 2, 1, 3])  # [B, T, N, H]
-        return self._project_out(context), weights  # [B, T, D], [B, N, T, S]
+        return self._project_out(context, output), weights  # [B, T, D], [B, N, T, S]
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
         return query_shape

@@ -83,9 +83,10 @@ class DecoderLayer(TransformerBlock):
         "self" holds the self-attention keys/values of the positions decoded so far, one row
         per hypothesis [B*K, N, 0, H] (empty: it grows by one position per step); "cross"
         holds the encoder-decoder keys/values [B, N, S, H], computed once here instead of at
-        every step and shared by the K hypotheses of a sentence; "projection" the fused
-        self-attention Q/K/V kernel (see `MultiHeadAttention.fused_projection`), also
-        computed once.
+        every step and shared by the K hypotheses of a sentence; "kernels" the step's weights
+        in the compute dtype, also taken once ("self_attention" with the fused Q/K/V
+        projection, "cross_attention": `MultiHeadAttention.step_kernels`; "feed_forward":
+        `FeedForward.step_kernels`).
 
         Args:
             memory: [B, S, D] encoder output.
@@ -95,9 +96,17 @@ class DecoderLayer(TransformerBlock):
         empty = tf.zeros([rows, self.num_heads, 0, self.self_attention.key_dim],
                          self.compute_dtype)  # [B*K, N, 0, H]
         cross_key, cross_value = self.cross_attention.project_key_value(memory)  # [B, N, S, H]
+        # The fused Q/K/V kernel is always taken here (a concat). The other weights only in
+        # reduced precision, where a step would cast each of them; in float32 a step reads
+        # them as they are, and the decoding loop carries fewer tensors.
+        kernels = {"self_attention": {"input": self.self_attention.fused_projection()}}
+        if self.compute_dtype != self.variable_dtype:
+            kernels = {"self_attention": self.self_attention.step_kernels(fused=True),
+                       "cross_attention": self.cross_attention.step_kernels(),
+                       "feed_forward": self.feed_forward.step_kernels()}
         return {"self": {"key": empty, "value": empty},
                 "cross": {"key": cross_key, "value": cross_value},
-                "projection": self.self_attention.fused_projection()}
+                "kernels": kernels}
 
     def decode_step(self, inputs, cache, memory_mask=None):
         """One incremental step: `inputs` [B*K, 1, D] -> ([B*K, 1, D], cache).
@@ -109,8 +118,10 @@ class DecoderLayer(TransformerBlock):
             memory_mask: bool broadcastable to [B, N, 1, S]: the non-padding source positions.
         """
         normed = self.self_attention_residual.normalize_input(inputs)
+        kernels = cache["kernels"]
         attended, self_cache = self.self_attention.call_cached(
-            normed, cache["self"], projection=cache["projection"])  # [B*K, 1, D]
+            normed, cache["self"], kernels=kernels["self_attention"],
+            append=True)  # [B*K, 1, D]
         x = self.self_attention_residual(inputs, attended, training=False)
         normed = self.cross_attention_residual.normalize_input(x)
         # The K hypotheses of a sentence attend to the same encoder keys/values: ask them as K
@@ -119,13 +130,15 @@ class DecoderLayer(TransformerBlock):
         width = tf.shape(normed)[-1]
         queries = tf.reshape(normed, [sentences, -1, width])  # [B, K, D]
         attended, _ = self.cross_attention.call_cached(
-            queries, cache["cross"], mask=memory_mask)  # [B, K, D]
+            queries, cache["cross"], mask=memory_mask,
+            kernels=kernels.get("cross_attention"))  # [B, K, D]
         attended = tf.reshape(attended, tf.shape(x))  # [B*K, 1, D]
         x = self.cross_attention_residual(x, attended, training=False)
-        transformed = self.feed_forward(self.feed_forward_residual.normalize_input(x))
+        transformed = self.feed_forward(self.feed_forward_residual.normalize_input(x),
+                                        kernels=kernels.get("feed_forward"))
         outputs = self.feed_forward_residual(x, transformed, training=False)  # [B*K, 1, D]
         return outputs, {"self": self_cache, "cross": cache["cross"],
-                         "projection": cache["projection"]}
+                         "kernels": kernels}
 
     def compute_output_shape(self, inputs_shape, memory_shape=None):
         return inputs_shape

@@ -45,13 +45,14 @@ class TokenEmbedding(keras.layers.Layer):
             initializer or keras.initializers.RandomNormal(stddev=width ** -0.5))
 
     def build(self, input_shape=None):
+        # Not cast on reading (autocast=False): `call` casts only the rows it gathers, and
+        # `logits` the table; an autocast read would cast the whole [V, D] table at every
+        # call in reduced precision, once per decoding step.
         self.embeddings = self.add_weight(name="embeddings", shape=(self.vocab_size, self.width),
-                                          initializer=self.initializer)
+                                          initializer=self.initializer, autocast=False)
         self.built = True
 
     def call(self, token_ids):
-        # Gather, then cast the rows gathered: casting the whole [V, D] table to a reduced
-        # compute dtype first would cost a pass over it at every call (every decoding step).
         vectors = tf.cast(tf.gather(self.embeddings, token_ids), self.compute_dtype)  # [B, T, D]
         return vectors * tf.cast(math.sqrt(self.width), self.compute_dtype)
 

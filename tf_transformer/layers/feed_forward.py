@@ -19,6 +19,7 @@ class FeedForward(keras.layers.Layer):
     Call arguments:
         inputs: [B, T, D] tensor.
         training: bool.
+        kernels: `step_kernels()` or None (the layer's weights, cast at this call).
 
     Returns:
         [B, T, D] tensor.
@@ -52,17 +53,33 @@ class FeedForward(keras.layers.Layer):
         self.outer.build(tuple(inputs_shape[:-1]) + (self.inner_dim,))
         self.built = True
 
-    def call(self, inputs, training=None):
+    def step_kernels(self, dtype=None):
+        """The two maps' kernels and biases in `dtype` (default the compute dtype).
+
+        Decoding takes them once per call (the decoder's cache holds them) rather than
+        casting the weights at every step, a pass over each kernel in reduced precision.
+
+        Returns:
+            {"inner": {"kernel": [D, d_ff], "bias": [d_ff]},
+             "outer": {"kernel": [d_ff, D], "bias": [D]}}.
+        """
+        dtype = dtype or self.compute_dtype
+        return {name: {"kernel": tf.cast(dense.kernel, dtype), "bias": tf.cast(dense.bias, dtype)}
+                for name, dense in (("inner", self.inner), ("outer", self.outer))}
+
+    def call(self, inputs, training=None, kernels=None):
         # The Dense layers hold the weights; the products run as 2-D matmuls over the
         # flattened positions, which TensorFlow fuses with the bias and the ReLU into one
         # kernel (the Dense layers' tensordot on [B, T, D] splits them into separate passes
         # over the [B*T, d_ff] activations, each a cost at every decoding step).
+        # `kernels`: `step_kernels()`, or None to read the layer's weights.
+        if kernels is None:
+            kernels = self.step_kernels(inputs.dtype)
+        inner, outer = kernels["inner"], kernels["outer"]
         hidden = self.inner.activation(positionwise(
-            inputs, tf.cast(self.inner.kernel, inputs.dtype),
-            tf.cast(self.inner.bias, inputs.dtype), [self.inner_dim]))  # [B, T, d_ff]
+            inputs, inner["kernel"], inner["bias"], [self.inner_dim]))  # [B, T, d_ff]
         hidden = self.dropout_layer(hidden, training=training)
-        return positionwise(hidden, tf.cast(self.outer.kernel, hidden.dtype),
-                            tf.cast(self.outer.bias, hidden.dtype),
+        return positionwise(hidden, outer["kernel"], outer["bias"],
                             [inputs.shape[-1]])  # [B, T, D]
 
     def compute_output_shape(self, inputs_shape):
