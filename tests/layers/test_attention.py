@@ -98,6 +98,23 @@ def test_cached_steps_equal_full_causal_attention():
     np.testing.assert_allclose(cache["value"], value, atol=1e-5)
 
 
+def test_cached_steps_without_biases_equal_full_attention():
+    layer = _built_layer(use_bias=False)
+    assert not any("bias" in weight.path for weight in layer.weights)
+    x, memory = _random(B, T, D, seed=14), _random(B, S, D, seed=15)
+    full_self = layer(x, x, attention_mask=causal_mask(T)).numpy()
+    full_cross = layer(x, memory).numpy()
+    key, value = layer.project_key_value(memory)
+    cache = {"key": tf.zeros([B, N, 0, H]), "value": tf.zeros([B, N, 0, H])}
+    for step in range(T):
+        query = x[:, step:step + 1]
+        out, cache = layer.call_cached(query, cache, append=True)
+        np.testing.assert_allclose(out[:, 0], full_self[:, step], atol=1e-5)
+        out, _ = layer.call_cached(query, {"key": key, "value": value},
+                                   kernels=layer.step_kernels())
+        np.testing.assert_allclose(out[:, 0], full_cross[:, step], atol=1e-5)
+
+
 def test_static_cache_equals_cross_attention():
     layer = _built_layer()
     query, memory = _random(B, T, D, seed=10), _random(B, S, D, seed=11)

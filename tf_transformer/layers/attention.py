@@ -126,11 +126,9 @@ class MultiHeadAttention(keras.layers.Layer):
         same product, but TensorFlow's CPU einsum kernel costs several times a matmul on the
         small tensors of a decoding step (it dominated a batch-1 step's profile).
         """
-        kernel = tf.cast(dense.kernel, inputs.dtype)  # [D, N, H]
-        width, heads, size = kernel.shape
-        bias = None if dense.bias is None else tf.reshape(tf.cast(dense.bias, inputs.dtype), [-1])
-        return positionwise(inputs, tf.reshape(kernel, [width, heads * size]), bias,
-                            [heads, size])  # [B, T, N, H]
+        projection = _input_kernel(dense, inputs.dtype)
+        return positionwise(inputs, projection["kernel"], projection.get("bias"),
+                            dense.kernel.shape[1:])  # [B, T, N, H]
 
     def _project_out(self, context, output=None):
         """[B, T, N, H] -> [B, T, D] through W^O, as a 2-D matmul (see `_project_in`).
@@ -207,18 +205,12 @@ class MultiHeadAttention(keras.layers.Layer):
 
         Returns:
             {"input": {"kernel": [D, NH] (fused [D, 3NH]), "bias": [NH] ([3NH])},
-             "output": {"kernel": [NH, D], "bias": [D]}}: W^O has no "bias" without biases,
-            the input projection zeros.
+             "output": {"kernel": [NH, D], "bias": [D]}}; without biases, the query and W^O
+            have no "bias" (the fused projection has zeros).
         """
         dtype = dtype or self.compute_dtype
-        if fused:
-            projection = self.fused_projection(dtype)
-        else:
-            kernel = tf.cast(self.query_dense.kernel, dtype)  # [D, N, H]
-            projection = {"kernel": tf.reshape(kernel, [kernel.shape[0], -1])}  # [D, NH]
-            projection["bias"] = (tf.zeros([projection["kernel"].shape[1]], dtype)
-                                  if self.query_dense.bias is None else
-                                  tf.reshape(tf.cast(self.query_dense.bias, dtype), [-1]))
+        projection = (self.fused_projection(dtype) if fused
+                      else _input_kernel(self.query_dense, dtype))
         return {"input": projection, "output": self._output_kernel(dtype)}
 
     def call_cached(self, query, cache, mask=None, kernels=None, append=False):
@@ -243,7 +235,7 @@ class MultiHeadAttention(keras.layers.Layer):
             kernels = self.step_kernels(fused=append, dtype=query.dtype)
         projection, heads = kernels["input"], self.num_heads
         if not append:
-            projected_query = positionwise(query, projection["kernel"], projection["bias"],
+            projected_query = positionwise(query, projection["kernel"], projection.get("bias"),
                                            [heads, self.key_dim])  # [B, T, N, H]
         else:
             projected = positionwise(query, projection["kernel"], projection["bias"],
@@ -327,6 +319,16 @@ class MultiHeadAttention(keras.layers.Layer):
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         })
         return config
+
+
+def _input_kernel(dense, dtype):
+    """A query/key/value projection layer's weights as {"kernel": [D, NH], "bias": [NH]} (no
+    "bias" without biases) in `dtype`, for a 2-D matmul."""
+    kernel = tf.cast(dense.kernel, dtype)  # [D, N, H]
+    projection = {"kernel": tf.reshape(kernel, [kernel.shape[0], -1])}  # [D, NH]
+    if dense.bias is not None:
+        projection["bias"] = tf.reshape(tf.cast(dense.bias, dtype), [-1])  # [NH]
+    return projection
 
 
 def _clone_initializer(initializer):
