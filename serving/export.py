@@ -18,6 +18,10 @@ Usage:
 `--dtype bfloat16` (or `float16`) exports reduced-precision compute for GPUs and for CPUs with
 AVX512-BF16 or AMX; weights, softmax, logits and scores stay float32.
 
+`--format ctranslate2` writes the model for CTranslate2 instead (see
+`serving.ctranslate2_model`; needs the `ctranslate2` extra), optionally with `--quantization
+int8` weights; `tft-translate --ctranslate2` translates with it.
+
 Shape letters: B batch, K top beams.
 """
 
@@ -29,6 +33,7 @@ import tempfile
 
 import tensorflow as tf
 
+from serving.ctranslate2_model import QUANTIZATIONS, CTranslate2Translator, convert
 from tf_transformer import checkpoints, model_dir, versions
 from tf_transformer.model import with_compute_dtype
 from tf_transformer.translator import Translator
@@ -82,14 +87,43 @@ def build_parser():
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                         help="compute dtype of the exported model; weights stay float32 "
                              "(default: float32)")
+    parser.add_argument("--format", default="saved_model", choices=["saved_model", "ctranslate2"],
+                        help="saved_model (TF Serving, tft-serve, tft-translate --export-dir; "
+                             "default) or ctranslate2 (a CTranslate2 model with the "
+                             "tokenizers, for tft-translate --ctranslate2)")
+    parser.add_argument("--quantization", default=None, choices=QUANTIZATIONS,
+                        help="with --format ctranslate2: the stored weights' type (default "
+                             "float32; CTranslate2 can also quantize when loading)")
     parser.add_argument("--smoke-test", nargs="*", default=None, metavar="TEXT",
                         help="after exporting, translate these sentences with the export")
     return parser
 
 
+def _check_format_options(args):
+    if args.format == "ctranslate2" and args.dtype != "float32":
+        raise ValueError(f"--dtype {args.dtype} is for SavedModels; a CTranslate2 model picks "
+                         "its compute type when it loads (tft-translate --compute-type "
+                         f"{args.dtype}), so export it from the float32 model.")
+    if args.quantization is not None and args.format != "ctranslate2":
+        raise ValueError("--quantization is for --format ctranslate2; a SavedModel's reduced "
+                         "precision is --dtype.")
+
+
+def _smoke_test(export_dir, export_format, texts):
+    if export_format == "ctranslate2":
+        translations, _ = CTranslate2Translator(export_dir).greedy(texts)
+    else:
+        loaded = tf.saved_model.load(export_dir)
+        answer = loaded.signatures["serving_default"](text=tf.constant(texts))
+        translations = [t.decode("utf-8") for t in answer["translation"].numpy()]
+    for text, translation in zip(texts, translations):
+        print(f"  {text!r} -> {translation!r}")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        _check_format_options(args)
         if args.average_last is not None and args.checkpoint is not None:
             raise ValueError("--checkpoint and --average-last both choose the weights; "
                              "give one of them.")
@@ -104,18 +138,24 @@ def main(argv=None):
             checkpoint = args.checkpoint or "best"
             model, tokenizers = model_dir.load_model(args.model_dir, checkpoint=checkpoint)
             weights = f"{checkpoint} checkpoint"
-        model = with_compute_dtype(model, args.dtype)
-        export_dir = export(model, tokenizers, versions.next_version_dir(args.export_dir))
+        destination = versions.next_version_dir(args.export_dir)
+        if args.format == "ctranslate2":
+            export_dir = convert(model, tokenizers, destination, args.quantization)
+        else:
+            model = with_compute_dtype(model, args.dtype)
+            export_dir = export(model, tokenizers, destination)
     except ValueError as error:
         print(f"tft-export: error: {error}", file=sys.stderr)
         return 2
-    print(f"Exported {args.model_dir} ({weights}, {args.dtype} compute) to {export_dir}")
-    print("Signatures: serving_default (greedy), translate_beams, attention")
+    if args.format == "ctranslate2":
+        print(f"Exported {args.model_dir} ({weights}, "
+              f"{args.quantization or 'float32'} weights) for CTranslate2 to {export_dir}")
+        print(f"Translate with: tft-translate --ctranslate2 {export_dir}")
+    else:
+        print(f"Exported {args.model_dir} ({weights}, {args.dtype} compute) to {export_dir}")
+        print("Signatures: serving_default (greedy), translate_beams, attention")
     if args.smoke_test:
-        loaded = tf.saved_model.load(export_dir)
-        answer = loaded.signatures["serving_default"](text=tf.constant(args.smoke_test))
-        for text, translation in zip(args.smoke_test, answer["translation"].numpy()):
-            print(f"  {text!r} -> {translation.decode('utf-8')!r}")
+        _smoke_test(export_dir, args.format, args.smoke_test)
     return 0
 
 

@@ -8,6 +8,7 @@ sentences go to the model in token-budget batches of similar length (see
         [--beam-size 4 --alpha 0.6] [--reference test.ref.es]
     tft-translate --server http://127.0.0.1:8501 --model-name translator < test.en
     tft-translate --export-dir exports/translator --beam-size 4 --top-beams 4 < test.en
+    tft-translate --ctranslate2 exports/ct2 --compute-type int8 < test.en
 
 With `--top-beams K`, each input line gives K lines `index \\t rank \\t score \\t translation`
 (index counts input lines from 0, rank from 1, best first; score is the beam search's
@@ -18,6 +19,10 @@ with score 0). With `--reference FILE`, corpus BLEU and chrF (sacrebleu, default
 The export needs only TensorFlow and TensorFlow Text: `--beam-size 1` (the default) without
 `--top-beams` runs its `serving_default` signature (greedy), anything else `translate_beams`.
 `--server` sends the same requests to TF Serving's REST API (tft-serve or TensorFlow Serving).
+`--ctranslate2` runs a model written by `tft-export --format ctranslate2` on CTranslate2 (the
+`ctranslate2` extra), with the model's own tokenizers: greedy translations equal the
+SavedModel's; beam search and its length penalty are CTranslate2's (see
+`serving.ctranslate2_model`).
 
 Bad input (missing file, reference of another length, --top-beams above --beam-size, no
 SavedModel, unreachable server) is reported before anything is translated, with exit status 2;
@@ -51,6 +56,14 @@ def build_parser():
                             "e.g. http://127.0.0.1:8501")
     model.add_argument("--model-name", default="translator", metavar="NAME",
                        help="model name on the server (default: translator)")
+    model.add_argument("--ctranslate2", metavar="DIR",
+                       help="a CTranslate2 model written by tft-export --format ctranslate2 "
+                            "(or a folder of numbered versions of one)")
+    model.add_argument("--compute-type", default="default", metavar="TYPE",
+                       help="with --ctranslate2: CTranslate2's compute type, e.g. int8, "
+                            "float32 (default: the stored weights' type)")
+    model.add_argument("--threads", type=int, default=0, metavar="N",
+                       help="with --ctranslate2: CPU threads (default: CTranslate2's)")
     files = parser.add_argument_group("files")
     files.add_argument("--input", metavar="FILE",
                        help="source sentences, one per line (default: stdin)")
@@ -78,9 +91,13 @@ def build_parser():
 
 def check_arguments(args):
     """Raises UsageError for argument combinations that cannot work."""
-    if (args.export_dir is None) == (args.server is None):
-        raise UsageError("give exactly one of --export-dir DIR (a SavedModel) and "
-                         "--server URL (a running tft-serve or TensorFlow Serving)")
+    given = [args.export_dir, args.server, args.ctranslate2]
+    if sum(value is not None for value in given) != 1:
+        raise UsageError("give exactly one of --export-dir DIR (a SavedModel), --server URL (a "
+                         "running tft-serve or TensorFlow Serving) and --ctranslate2 DIR (a "
+                         "model written by tft-export --format ctranslate2)")
+    if args.ctranslate2 is None and (args.compute_type != "default" or args.threads):
+        raise UsageError("--compute-type and --threads are for --ctranslate2")
     if args.server is not None and not args.server.startswith(("http://", "https://")):
         raise UsageError(f"--server takes the REST address with its scheme, such as "
                          f"http://127.0.0.1:8501; got {args.server!r}")
@@ -227,6 +244,29 @@ class ServerModel:
         return outputs["translations"], outputs["scores"]
 
 
+class CTranslate2Model:
+    """A model written by `tft-export --format ctranslate2`, run by CTranslate2 in this process.
+
+    Raises:
+        UsageError: CTranslate2 is not installed, or cannot load the folder.
+    """
+
+    def __init__(self, directory, compute_type, threads):
+        from serving.ctranslate2_model import CTranslate2Translator
+
+        try:
+            self.translator = CTranslate2Translator(directory, compute_type, threads)
+        except ValueError as error:
+            raise UsageError(f"--ctranslate2 {error}") from None
+        self.errors = (RuntimeError, ValueError)
+
+    def greedy(self, texts):
+        return self.translator.greedy(texts)
+
+    def beams(self, texts, beam_size, top_beams, alpha):
+        return self.translator.beams(texts, beam_size, top_beams, alpha)
+
+
 def nbest_lines(translations, scores):
     """`index \\t rank \\t score \\t translation` lines; [N][K] lists in."""
     return [f"{index}\t{rank}\t{score:.6f}\t{translation}"
@@ -289,8 +329,10 @@ def run(args):
                 f"({args.input or 'stdin'}) has {len(lines)}; they must match line for line")
     if args.export_dir is not None:
         model = ExportModel(args.export_dir)
-    else:
+    elif args.server is not None:
         model = ServerModel(args.server, args.model_name)
+    else:
+        model = CTranslate2Model(args.ctranslate2, args.compute_type, args.threads)
 
     try:
         translations, scores = translate_lines(model, lines, args)

@@ -7,7 +7,8 @@ dashboard's sentence box all read the layout through here.
 
 - `saved_model_versions(base_path)`: {version: path} of the versions that hold a SavedModel.
 - `latest_saved_model(path)`: a SavedModel folder as given, or the highest version under a
-  base path (for reading an export).
+  base path (for reading an export); `latest_version(path, filename)` the same for any export
+  format, by the file it holds.
 - `next_version_dir(path)`: a version folder as given, or the next free version under a base
   path (for writing an export).
 """
@@ -32,8 +33,22 @@ def _numbered_folders(base_path):
 
 def saved_model_versions(base_path):
     """Returns {version: path} of the int-named folders of `base_path` holding a SavedModel."""
+    return versions_holding(base_path, SAVED_MODEL_FILENAME)
+
+
+def versions_holding(base_path, filename):
+    """Returns {version: path} of the int-named folders of `base_path` holding `filename`."""
     return {version: path for version, path in _numbered_folders(base_path).items()
-            if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILENAME))}
+            if tf.io.gfile.exists(os.path.join(path, filename))}
+
+
+def latest_version(path, filename):
+    """`path` if it holds `filename`, else its highest version folder that does, else None."""
+    path = os.fspath(path)
+    if tf.io.gfile.exists(os.path.join(path, filename)):
+        return path
+    found = versions_holding(path, filename)
+    return found[max(found)] if found else None
 
 
 def latest_saved_model(path):
@@ -46,14 +61,11 @@ def latest_saved_model(path):
     Raises:
         ValueError: `path` holds neither.
     """
-    path = os.fspath(path)
-    if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILENAME)):
-        return path
-    found = saved_model_versions(path)
-    if not found:
-        raise ValueError(f"{path!r} is neither a SavedModel nor a folder of numbered SavedModel "
-                         "versions (EXPORT_BASE/NAME/VERSION/saved_model.pb).")
-    return found[max(found)]
+    found = latest_version(path, SAVED_MODEL_FILENAME)
+    if found is None:
+        raise ValueError(f"{os.fspath(path)!r} is neither a SavedModel nor a folder of numbered "
+                         "SavedModel versions (EXPORT_BASE/NAME/VERSION/saved_model.pb).")
+    return found
 
 
 def next_version_dir(path):
