@@ -7,13 +7,15 @@ Prints sentences/s and generated target tokens/s at each batch size for:
 - beam search (beam 4) on the cache;
 - with --dtypes, cached greedy and beam 4 again at each reduced compute dtype (the model of
   `tft-export --dtype`, same weights): bfloat16 runs on AVX512-BF16 or AMX matmul units;
-- CTranslate2 greedy and beam 4, in float32 and int8, on a model of the same shape built
-  through `ctranslate2.specs` with random weights (`--no-ct2` skips it).
+- CTranslate2 greedy and beam 4, in float32 and int8, on the same model converted through
+  `ctranslate2.specs` (`serving.ctranslate2_model.build_spec`; `--no-ct2` skips it). A check
+  line says on how many sentences CTranslate2's float32 greedy tokens equal ours.
 
 Sources are sentences of the bundled anki_spa_eng test split. Without --model-dir, a `small`
 model with random weights is used and END is never chosen, so every sentence decodes exactly
 --output-length tokens (the ratio is about decoding cost, not translation quality); the
 CTranslate2 peer gets the same sources and min_decoding_length = max_decoding_length =
+--output-length. With --model-dir, both decode as far as each sentence goes, up to
 --output-length.
 
 Usage:
@@ -67,66 +69,37 @@ def _ct2_token(token_id):
     return CT2_SPECIALS[token_id] if token_id < len(CT2_SPECIALS) else f"t{token_id}"
 
 
-def build_ct2_model(config, directory, seed=0):
-    """Saves a CTranslate2 Transformer of `config`'s shape with random weights to `directory`.
+def build_ct2_model(model, directory):
+    """Saves `model` as a CTranslate2 Transformer, with its own weights, to `directory`.
 
-    The peer is built through `ctranslate2.specs` rather than converted, so no other framework
-    is needed; weights are uniform in +-sqrt(6 / (fan_in + fan_out)) as Keras's default.
+    The peer is the same network (`serving.ctranslate2_model.build_spec`, through
+    `ctranslate2.specs`), so both decode the same tokens; ids are spelled as `_ct2_token`s.
     """
-    import ctranslate2
+    from serving.ctranslate2_model import build_spec
 
-    rng = np.random.default_rng(seed)
-    width, inner, vocab = config.d_model, config.d_ff, config.target_vocab_size
-
-    def glorot(rows, columns):  # CTranslate2 stores linear weights [out, in]
-        limit = np.sqrt(6.0 / (rows + columns))
-        return rng.uniform(-limit, limit, (rows, columns)).astype(np.float32)
-
-    def linear(spec, rows, columns):
-        spec.weight = glorot(rows, columns)
-        spec.bias = np.zeros([rows], np.float32)
-
-    def norm(spec):
-        spec.gamma = np.ones([width], np.float32)
-        spec.beta = np.zeros([width], np.float32)
-
-    def feed_forward(spec):
-        norm(spec.layer_norm)
-        linear(spec.linear_0, inner, width)
-        linear(spec.linear_1, width, inner)
-
-    spec = ctranslate2.specs.TransformerSpec.from_config(
-        (config.num_encoder_layers, config.num_decoder_layers), config.num_heads,
-        pre_norm=config.norm_first)
-    embedding = glorot(vocab, width)
-    spec.encoder.embeddings[0].weight = embedding
-    spec.decoder.embeddings.weight = embedding
-    spec.decoder.projection.weight = embedding
-    spec.decoder.projection.bias = np.zeros([vocab], np.float32)
-    for stack in (spec.encoder, spec.decoder):
-        if hasattr(stack, "layer_norm"):
-            norm(stack.layer_norm)
-    for layer in spec.encoder.layer:
-        norm(layer.self_attention.layer_norm)
-        linear(layer.self_attention.linear[0], 3 * width, width)  # fused Q/K/V
-        linear(layer.self_attention.linear[1], width, width)
-        feed_forward(layer.ffn)
-    for layer in spec.decoder.layer:
-        norm(layer.self_attention.layer_norm)
-        linear(layer.self_attention.linear[0], 3 * width, width)  # fused Q/K/V
-        linear(layer.self_attention.linear[1], width, width)
-        norm(layer.attention.layer_norm)
-        linear(layer.attention.linear[0], width, width)  # Q
-        linear(layer.attention.linear[1], 2 * width, width)  # fused K/V of the source
-        linear(layer.attention.linear[2], width, width)
-        feed_forward(layer.ffn)
-    tokens = [_ct2_token(i) for i in range(vocab)]
-    spec.register_source_vocabulary(tokens)
-    spec.register_target_vocabulary(tokens)
-    spec.validate()
+    config = model.transformer_config
+    spec = build_spec(model, [_ct2_token(i) for i in range(config.source_vocab_size)],
+                      [_ct2_token(i) for i in range(config.target_vocab_size)])
     os.makedirs(directory, exist_ok=True)
     spec.save(directory)
     return directory
+
+
+def _peer_check(model, tokenizer, texts, ct2_dir, budget, options, threads):
+    """(sentences on which CTranslate2's float32 greedy tokens equal ours, sentences)."""
+    import ctranslate2
+
+    config = model.transformer_config
+    source_ids = tokenizer.tokenize_padded(tf.constant(texts), config.max_length)
+    ours = tf.function(lambda s: decoding.greedy_decode(model, s, **budget))(source_ids)
+    translator = ctranslate2.Translator(ct2_dir, device="cpu", compute_type="float32",
+                                        intra_threads=threads)
+    theirs = translator.translate_batch(
+        [[_ct2_token(int(i)) for i in row if i != config.pad_id] for row in source_ids.numpy()],
+        beam_size=1, **options)
+    same = sum([_ct2_token(int(i)) for i in row if i not in (config.pad_id, config.end_id)]
+               == result.hypotheses[0] for row, result in zip(ours.ids.numpy(), theirs))
+    return same, len(texts)
 
 
 def _suppress_end(model):
@@ -218,8 +191,15 @@ def step_matmul_seconds(model, rows, repeats=200):
 
 
 def _ours(decode):
+    """Runs `decode` on a batch; returns the tokens generated, END not counted (as
+    CTranslate2's hypotheses do not hold it)."""
     compiled = tf.function(decode, input_signature=[tf.TensorSpec([None, None], tf.int32)])
-    return lambda batch: int(np.count_nonzero(compiled(batch).ids.numpy()))
+
+    def run(batch):
+        ids = compiled(batch).ids.numpy()
+        return int(np.count_nonzero((ids != 0) & (ids != decoding.END_ID)))
+
+    return run
 
 
 def _ct2(translator, **options):
@@ -277,12 +257,18 @@ def main(argv=None):
         methods[f"beam {BEAM_SIZE} {dtype}"] = _ours(
             lambda s, m=reduced: decoding.beam_search(m, s, beam_size=BEAM_SIZE, alpha=0.6,
                                                       **budget))
-    if not args.no_ct2 and random_weights:
+    if not args.no_ct2:
         import ctranslate2
 
-        ct2_dir = build_ct2_model(model.transformer_config,
-                                  os.path.join(tempfile.mkdtemp(), "ct2"))
-        fixed = dict(min_decoding_length=cap, max_decoding_length=cap, length_penalty=0.6)
+        ct2_dir = build_ct2_model(model, os.path.join(tempfile.mkdtemp(), "ct2"))
+        # With random weights END never comes (ours: `_suppress_end`; CTranslate2: a minimum
+        # length); a trained model decodes as far as each sentence goes, up to the cap.
+        fixed = dict(max_decoding_length=cap, length_penalty=0.6)
+        if random_weights:
+            fixed["min_decoding_length"] = cap
+        same, total = _peer_check(model, tokenizer, texts, ct2_dir, budget, fixed, args.threads)
+        print(f"peer check: CTranslate2 float32 greedy decodes tf_transformer's tokens on "
+              f"{same} of {total} sentences (the same weights)")
         for compute_type in ("float32", "int8"):
             translator = ctranslate2.Translator(ct2_dir, device="cpu", compute_type=compute_type,
                                                 intra_threads=args.threads, inter_threads=1)
