@@ -2,6 +2,7 @@
 `tft-translate --ctranslate2`: the same network, so the same greedy translations."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -165,3 +166,13 @@ def test_tft_export_format_ctranslate2(trained_model_dir, tmp_path, capsys):
         "config.json", "model.bin", "shared_vocabulary.json", "tf_transformer.json",
         "tokenizer"]
     assert translate.main(["--ctranslate2", str(base), "--input", os.devnull]) == 0
+
+
+def test_without_ctranslate2_installed_the_error_says_how_to_install_it(
+        converted, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ctranslate2", None)  # import ctranslate2 fails
+    source = tmp_path / "source.en"
+    source.write_text("Hello.\n", encoding="utf-8")
+    status, out, err = run(["--ctranslate2", converted[0], "--input", str(source)], capsys)
+    assert status == 2 and out == ""
+    assert "pip install 'tf-transformer[ctranslate2]'" in err
