@@ -241,6 +241,9 @@ class CTranslate2Translator:
         ValueError: the folder is not a converted model, or CTranslate2 cannot load it.
     """
 
+    # What a translation that CTranslate2 cannot do raises (tft-translate reports them).
+    errors = (RuntimeError, ValueError)
+
     def __init__(self, directory, compute_type="default", threads=0):
         from tf_transformer.text import TokenizerPair
 

@@ -244,27 +244,19 @@ class ServerModel:
         return outputs["translations"], outputs["scores"]
 
 
-class CTranslate2Model:
-    """A model written by `tft-export --format ctranslate2`, run by CTranslate2 in this process.
+def ctranslate2_model(directory, compute_type, threads):
+    """A model written by `tft-export --format ctranslate2`, run by CTranslate2 in this process
+    (`serving.ctranslate2_model.CTranslate2Translator`).
 
     Raises:
         UsageError: CTranslate2 is not installed, or cannot load the folder.
     """
+    from serving.ctranslate2_model import CTranslate2Translator
 
-    def __init__(self, directory, compute_type, threads):
-        from serving.ctranslate2_model import CTranslate2Translator
-
-        try:
-            self.translator = CTranslate2Translator(directory, compute_type, threads)
-        except ValueError as error:
-            raise UsageError(f"--ctranslate2 {error}") from None
-        self.errors = (RuntimeError, ValueError)
-
-    def greedy(self, texts):
-        return self.translator.greedy(texts)
-
-    def beams(self, texts, beam_size, top_beams, alpha):
-        return self.translator.beams(texts, beam_size, top_beams, alpha)
+    try:
+        return CTranslate2Translator(directory, compute_type, threads)
+    except ValueError as error:
+        raise UsageError(f"--ctranslate2 {error}") from None
 
 
 def nbest_lines(translations, scores):
@@ -332,7 +324,7 @@ def run(args):
     elif args.server is not None:
         model = ServerModel(args.server, args.model_name)
     else:
-        model = CTranslate2Model(args.ctranslate2, args.compute_type, args.threads)
+        model = ctranslate2_model(args.ctranslate2, args.compute_type, args.threads)
 
     try:
         translations, scores = translate_lines(model, lines, args)
