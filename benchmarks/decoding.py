@@ -85,18 +85,17 @@ def build_ct2_model(model, directory):
     return directory
 
 
-def _peer_check(model, tokenizer, texts, ct2_dir, budget, options, threads):
-    """(sentences on which CTranslate2's float32 greedy tokens equal ours, sentences)."""
-    import ctranslate2
+def _ct2_sources(source_ids):
+    """[B, S] padded ids -> CTranslate2's token lists (no padding)."""
+    return [[_ct2_token(int(i)) for i in row if i != 0] for row in source_ids.numpy()]
 
+
+def _peer_check(model, tokenizer, texts, translator, budget, options):
+    """(sentences on which `translator`'s greedy tokens equal ours, sentences)."""
     config = model.transformer_config
     source_ids = tokenizer.tokenize_padded(tf.constant(texts), config.max_length)
     ours = tf.function(lambda s: decoding.greedy_decode(model, s, **budget))(source_ids)
-    translator = ctranslate2.Translator(ct2_dir, device="cpu", compute_type="float32",
-                                        intra_threads=threads)
-    theirs = translator.translate_batch(
-        [[_ct2_token(int(i)) for i in row if i != config.pad_id] for row in source_ids.numpy()],
-        beam_size=1, **options)
+    theirs = translator.translate_batch(_ct2_sources(source_ids), beam_size=1, **options)
     same = sum([_ct2_token(int(i)) for i in row if i not in (config.pad_id, config.end_id)]
                == result.hypotheses[0] for row, result in zip(ours.ids.numpy(), theirs))
     return same, len(texts)
@@ -204,7 +203,7 @@ def _ours(decode):
 
 def _ct2(translator, **options):
     def run(batch):
-        sources = [[_ct2_token(int(i)) for i in row if i != 0] for row in batch.numpy()]
+        sources = _ct2_sources(batch)
         results = translator.translate_batch(sources, max_batch_size=len(sources), **options)
         return sum(len(result.hypotheses[0]) for result in results)
 
@@ -266,12 +265,13 @@ def main(argv=None):
         fixed = dict(max_decoding_length=cap, length_penalty=0.6)
         if random_weights:
             fixed["min_decoding_length"] = cap
-        same, total = _peer_check(model, tokenizer, texts, ct2_dir, budget, fixed, args.threads)
-        print(f"peer check: CTranslate2 float32 greedy decodes tf_transformer's tokens on "
-              f"{same} of {total} sentences (the same weights)")
         for compute_type in ("float32", "int8"):
             translator = ctranslate2.Translator(ct2_dir, device="cpu", compute_type=compute_type,
                                                 intra_threads=args.threads, inter_threads=1)
+            if compute_type == "float32":
+                same, total = _peer_check(model, tokenizer, texts, translator, budget, fixed)
+                print(f"peer check: CTranslate2 float32 greedy decodes tf_transformer's tokens "
+                      f"on {same} of {total} sentences (the same weights)")
             methods[f"ct2 {compute_type} greedy"] = _ct2(translator, beam_size=1, **fixed)
             methods[f"ct2 {compute_type} beam {BEAM_SIZE}"] = _ct2(
                 translator, beam_size=BEAM_SIZE, **fixed)

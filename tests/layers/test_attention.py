@@ -98,21 +98,32 @@ def test_cached_steps_equal_full_causal_attention():
     np.testing.assert_allclose(cache["value"], value, atol=1e-5)
 
 
+def _cached_steps(layer, x, memory, mask=None, kernels=None):
+    """Decodes `x` [B, T, D] one position at a time: (self-attention through a growing cache,
+    attention to `memory`'s keys/values under `mask`), each [B, T, D]."""
+    batch = x.shape[0]
+    key, value = layer.project_key_value(memory)
+    cache = {"key": tf.zeros([batch, N, 0, H]), "value": tf.zeros([batch, N, 0, H])}
+    self_outputs, cross_outputs = [], []
+    for step in range(x.shape[1]):
+        query = x[:, step:step + 1]
+        out, cache = layer.call_cached(query, cache, append=True)
+        self_outputs.append(out[:, 0])
+        out, _ = layer.call_cached(query, {"key": key, "value": value}, mask=mask,
+                                   kernels=kernels)
+        cross_outputs.append(out[:, 0])
+    return np.stack(self_outputs, axis=1), np.stack(cross_outputs, axis=1)
+
+
 def test_cached_steps_without_biases_equal_full_attention():
     layer = _built_layer(use_bias=False)
     assert not any("bias" in weight.path for weight in layer.weights)
     x, memory = _random(B, T, D, seed=14), _random(B, S, D, seed=15)
     full_self = layer(x, x, attention_mask=causal_mask(T)).numpy()
     full_cross = layer(x, memory).numpy()
-    key, value = layer.project_key_value(memory)
-    cache = {"key": tf.zeros([B, N, 0, H]), "value": tf.zeros([B, N, 0, H])}
-    for step in range(T):
-        query = x[:, step:step + 1]
-        out, cache = layer.call_cached(query, cache, append=True)
-        np.testing.assert_allclose(out[:, 0], full_self[:, step], atol=1e-5)
-        out, _ = layer.call_cached(query, {"key": key, "value": value},
-                                   kernels=layer.step_kernels())
-        np.testing.assert_allclose(out[:, 0], full_cross[:, step], atol=1e-5)
+    steps_self, steps_cross = _cached_steps(layer, x, memory, kernels=layer.step_kernels())
+    np.testing.assert_allclose(steps_self, full_self, atol=1e-5)
+    np.testing.assert_allclose(steps_cross, full_cross, atol=1e-5)
 
 
 def test_static_cache_equals_cross_attention():
@@ -155,12 +166,6 @@ def test_cached_steps_take_either_kernel_path_to_the_same_result(batch):
                                                             (batch, T, T)))[0]
     expected_cross = _reference(layer, x, memory,
                                 np.broadcast_to(padding[:, None], (batch, T, S)))[0]
-    key, value = layer.project_key_value(memory)
-    cache = {"key": tf.zeros([batch, N, 0, H]), "value": tf.zeros([batch, N, 0, H])}
-    for step in range(T):
-        query = x[:, step:step + 1]
-        out, cache = layer.call_cached(query, cache, append=True)
-        np.testing.assert_allclose(out[:, 0], expected_self[:, step], atol=1e-4)
-        out, _ = layer.call_cached(query, {"key": key, "value": value},
-                                   mask=merge_masks(padding))
-        np.testing.assert_allclose(out[:, 0], expected_cross[:, step], atol=1e-4)
+    steps_self, steps_cross = _cached_steps(layer, x, memory, mask=merge_masks(padding))
+    np.testing.assert_allclose(steps_self, expected_self, atol=1e-4)
+    np.testing.assert_allclose(steps_cross, expected_cross, atol=1e-4)
