@@ -355,3 +355,29 @@ def test_two_pass_top_k_equals_top_k(k):
     # More than there are blocks: one pass.
     np.testing.assert_array_equal(decoding.top_k(values, 200)[1],
                                   tf.math.top_k(values, k=200).indices)
+
+
+@pytest.mark.parametrize("method", ["greedy", "uncached", "beam"])
+def test_a_source_without_tokens_gets_an_empty_output_whatever_its_batch(random_model, method):
+    decode = {
+        "greedy": lambda s: decoding.greedy_decode(random_model, s, max_length=12),
+        "uncached": lambda s: decoding.greedy_decode_uncached(random_model, s, max_length=12),
+        "beam": lambda s: decoding.beam_search(random_model, s, beam_size=3, top_beams=2,
+                                               max_length=12),
+    }[method]
+    empty = np.zeros([1, SOURCE.shape[1]], np.int32)
+    batch = np.concatenate([SOURCE[:1], empty, SOURCE[1:]])  # the empty source second
+    together = decode(batch)
+    ids, scores = together.ids.numpy(), together.scores.numpy()
+    assert np.all(ids[1] == 0) and np.all(scores[1] == 0.0)
+    # The other sentences are decoded as without it, and do generate tokens.
+    without = decode(SOURCE)
+    width = min(ids.shape[-1], without.ids.shape[-1])
+    for row, alone in zip((0, 2, 3), range(3)):
+        np.testing.assert_array_equal(ids[row][..., :width],
+                                      without.ids.numpy()[alone][..., :width])
+        np.testing.assert_allclose(scores[row], without.scores.numpy()[alone], rtol=1e-5)
+        assert np.any(ids[row] != 0)
+    # Alone, or in a batch with short sentences only, it is still empty.
+    alone = decode(empty)
+    assert np.all(alone.ids.numpy() == 0) and np.all(alone.scores.numpy() == 0.0)

@@ -37,6 +37,9 @@ class DecodeResult(NamedTuple):
         after it is PAD.
     scores: float32 [B] or [B, top_beams]: greedy: the sum of token log-probabilities; beam
         search: that sum divided by the GNMT length penalty.
+
+    A source without tokens (only PAD) gets no output tokens (all PAD, not even END) and score
+    0, whatever its batch.
     """
 
     ids: tf.Tensor
@@ -59,6 +62,32 @@ def decode_limits(source_ids, max_length, length_ratio=2.0, length_offset=10, pa
     source_length = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, pad_id), tf.float32), axis=1)
     limit = tf.cast(tf.math.ceil(length_ratio * source_length + length_offset), tf.int32)  # [B]
     return tf.minimum(limit, tf.cast(max_length, tf.int32))  # [B]
+
+
+def _without_source(ids, scores, source_ids, pad_id):
+    """`ids` and `scores` with the rows of sources that hold no token (only PAD: an empty or
+    blank sentence) cleared: no output tokens, score 0.
+
+    The decoder would otherwise answer them by attending evenly to padding, so what it wrote
+    would depend on how long the batch's other sentences are. Cleared, an empty source gets
+    an empty translation whatever its batch, as in CTranslate2.
+
+    Args:
+        ids: int32 [B, C] or [B, K, C].
+        scores: float32 [B] or [B, K].
+        source_ids: [B, S].
+        pad_id: int.
+
+    Returns:
+        (ids, scores) of the same shapes.
+    """
+    empty = tf.reduce_all(tf.equal(source_ids, pad_id), axis=1)  # [B]
+
+    def rows(tensor):  # [B] -> [B, 1, ...] broadcasting against `tensor`
+        return tf.reshape(empty, [-1] + [1] * (tensor.shape.rank - 1))
+
+    return (tf.where(rows(ids), tf.cast(pad_id, ids.dtype), ids),
+            tf.where(rows(scores), tf.zeros_like(scores), scores))
 
 
 def _cache_length(model, max_length):
@@ -220,7 +249,7 @@ def greedy_decode(model, source_ids, max_length=None, length_ratio=2.0, length_o
     steps, _, _, _, scores, outputs = tf.while_loop(cond, body, initial,
                                                     shape_invariants=invariants)
     ids = tf.transpose(outputs.stack()[:steps])  # [B, steps]
-    return DecodeResult(ids=ids, scores=scores)
+    return DecodeResult(*_without_source(ids, scores, source_ids, config.pad_id))
 
 
 def greedy_decode_uncached(model, source_ids, max_length=None, length_ratio=2.0,
@@ -259,7 +288,7 @@ def greedy_decode_uncached(model, source_ids, max_length=None, length_ratio=2.0,
         cond, body, initial,
         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None]),
                           tf.TensorShape([None]), tf.TensorShape([None])))
-    return DecodeResult(ids=prefix[:, 1:], scores=scores)
+    return DecodeResult(*_without_source(prefix[:, 1:], scores, source_ids, config.pad_id))
 
 
 def length_penalty(length, alpha):
@@ -438,5 +467,5 @@ def beam_search(model, source_ids, beam_size=4, top_beams=1, alpha=0.6, max_leng
                   scores, scores, _loop_shapes(cache), seqs, scores)
     steps, *_, out_seqs, out_scores = tf.while_loop(cond, body, body(*initial, first=True),
                                                     shape_invariants=invariants)
-    return DecodeResult(ids=out_seqs[:, :top_beams, 1:steps + 1],
-                        scores=out_scores[:, :top_beams])
+    return DecodeResult(*_without_source(out_seqs[:, :top_beams, 1:steps + 1],
+                                         out_scores[:, :top_beams], source_ids, config.pad_id))

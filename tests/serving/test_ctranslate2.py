@@ -38,10 +38,13 @@ def converted(exported_translator, tmp_path_factory):
 
 def test_the_trained_model_translates_as_its_saved_model(converted, test_sentences):
     folder, signatures = converted
-    expected = signatures["serving_default"](text=tf.constant(test_sentences))
+    # Blank sentences among them: no source token, so an empty translation in both.
+    sentences = ["", *test_sentences[:24], " \t ", *test_sentences[24:]]
+    expected = signatures["serving_default"](text=tf.constant(sentences))
     translations, scores = CTranslate2Translator(folder, compute_type="float32").greedy(
-        test_sentences)
+        sentences)
     assert translations == [t.decode("utf-8") for t in expected["translation"].numpy()]
+    assert translations[0] == translations[25] == "" and all(translations[1:25])
     # Greedy scores are sums of log-probabilities in both.
     np.testing.assert_allclose(scores, expected["score"].numpy(), rtol=5e-4, atol=1e-3)
 

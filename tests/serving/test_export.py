@@ -146,10 +146,15 @@ def test_odd_inputs_get_an_answer(exported_translator):
     assert lengths[2] == max_length  # 400 words are cut to max_length tokens
     assert lengths[0] == 0 and lengths[1] == 0
     assert lengths[3] > 0 and lengths[4] > 0  # unknown scripts become UNK tokens
-    # Each sentence on its own gives the same answer. Not asserted for the empty strings: with
-    # no source token to attend to, cross-attention spreads evenly over the batch's padding,
-    # so a trained model's answer to "" depends on how long the batch's other sentences are.
-    for index in (3, 6):
+    # Blank strings have no source token: an empty translation, score 0, in every signature.
+    assert greedy["translation"].numpy()[:2].tolist() == [b"", b""]
+    assert greedy["score"].numpy()[:2].tolist() == [0.0, 0.0]
+    assert beams["translations"].numpy()[:2].tolist() == [[b""] * 3] * 2
+    assert beams["scores"].numpy()[:2].tolist() == [[0.0] * 3] * 2
+    assert att["translation"].numpy()[:2].tolist() == [b"", b""]
+    assert all(greedy["translation"].numpy()[2:])
+    # Each sentence on its own gives the same answer.
+    for index in (0, 3, 6):
         alone = loaded.signatures["serving_default"](text=tf.constant([ODD_INPUTS[index]]))
         assert alone["translation"].numpy()[0] == greedy["translation"].numpy()[index]
 
