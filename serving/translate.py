@@ -130,7 +130,10 @@ def read_lines(path, what):
     except IsADirectoryError:
         raise UsageError(f"{what} {path} is a folder; give a text file") from None
     except UnicodeDecodeError as error:
-        raise UsageError(f"{what} {path or '(stdin)'} is not UTF-8 text: {error}") from None
+        line = data[:error.start].count(b"\n") + 1
+        raise UsageError(f"{what} {path or '(stdin)'}, line {line}, is not UTF-8 text "
+                         f"({error.reason} at byte {error.start}); convert the file to UTF-8, "
+                         f"e.g. with iconv -f LATIN1 -t UTF-8") from None
     # Only "\n" ends a line: str.splitlines() would also split on characters such as U+2028,
     # and the output would no longer match the input line for line.
     lines = text.split("\n")

@@ -265,12 +265,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("case", ["missing input", "reference length", "top beams",
+@pytest.mark.parametrize("case", ["missing input", "not utf-8", "reference length", "top beams",
                                   "unreachable server", "server without scheme",
                                   "no saved model", "no model"])
 def test_bad_input_fails_cleanly(export, files, tmp_path, capsys, case):
     short_reference = tmp_path / "short.es"
     short_reference.write_text("Hola.\nAdiós.\n", encoding="utf-8")
+    latin1 = tmp_path / "latin1.en"
+    latin1.write_bytes("Hello.\nGood morning.\nCafé au lait.\n".encode("latin-1"))
     url = f"http://127.0.0.1:{free_port()}"
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -278,6 +280,8 @@ def test_bad_input_fails_cleanly(export, files, tmp_path, capsys, case):
     argv, expected = {
         "missing input": (
             [*model, "--input", str(tmp_path / "nope.en")], ["nope.en", "no such file"]),
+        "not utf-8": (
+            [*model, "--input", str(latin1)], ["latin1.en, line 3, is not UTF-8", "iconv"]),
         "reference length": (
             [*model, "--input", source, "--reference", str(short_reference)],
             ["has 2 lines", f"has {len(SOURCES)}", "short.es"]),
