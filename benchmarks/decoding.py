@@ -5,6 +5,11 @@ Prints sentences/s and generated target tokens/s at each batch size for:
   tutorial's loop), O(C^2) decoder work;
 - cached greedy: one decoder position per step on the key/value cache;
 - beam search (beam 4) on the cache;
+- with random weights, beam 4's decoder steps alone ("beam 4 steps, no search"): what beam
+  search runs minus the search itself (no top-k, scores, finished hypotheses or reordering of
+  the cache), so the cost of beam 4 over greedy that no search could save; and those steps
+  with each row's 2K best tokens and log-softmax normalizer ("beam 4 steps + top-k"), the
+  least an exact beam search must read of every step's logits;
 - with --dtypes, cached greedy and beam 4 again at each reduced compute dtype (the model of
   `tft-export --dtype`, same weights): bfloat16 runs on AVX512-BF16 or AMX matmul units;
 - CTranslate2 greedy and beam 4, in float32 and int8, on the same model converted through
@@ -201,6 +206,49 @@ def _ours(decode):
     return run
 
 
+def _decoder_steps_only(model, beam_size, steps, top_k=False):
+    """A method running beam search's decoder steps without the search, as `beam_search`
+    runs them: the encoder, a first step on one row per sentence, its cache rows copied to the
+    K hypotheses, then `steps - 1` steps on K rows per sentence. Each step's tokens are the
+    previous step's argmax, so that, as in a search, a step waits for the one before.
+
+    With `top_k`, each step also takes every row's 2K best tokens and log-softmax normalizer
+    as `beam_search` does (the argmax is then the best of them): what any exact beam search
+    has to compute from the logits before it can rank the extensions."""
+    config = model.transformer_config
+
+    def pick(logits):  # [R, V] -> [R]
+        if not top_k:
+            return tf.argmax(logits, axis=-1, output_type=tf.int32)
+        values, tokens = decoding.top_k(logits, 2 * beam_size)  # [R, 2K]
+        normalizer = decoding._log_normalizer(logits, values[:, :1], tokens[:, :1])  # [R, 1]
+        # The token depends on the normalizer, so that computing it is not pruned.
+        return tf.where(normalizer[:, 0] > 1e30, config.pad_id, tokens[:, 0])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    def run_steps(source_ids):
+        sentences = tf.shape(source_ids)[0]
+        cache = model.init_cache(model.encode(source_ids, training=False), source_ids)
+        logits, cache = model.decode_step(tf.fill([sentences], config.start_id), 0, cache)
+        tokens = tf.repeat(pick(logits), beam_size)
+        cache = model.select_cache(cache, hypotheses=tf.range(sentences * beam_size) // beam_size)
+
+        def body(step, tokens, cache):
+            logits, cache = model.decode_step(tokens, step, cache)  # [B*K, V]
+            return step + 1, pick(logits), cache
+
+        invariants = (tf.TensorShape([]), tf.TensorShape([None]), decoding._loop_shapes(cache))
+        _, tokens, _ = tf.while_loop(lambda step, *_: step < steps, body, (1, tokens, cache),
+                                     shape_invariants=invariants)
+        return tokens  # [B*K]
+
+    def run(batch):
+        run_steps(batch).numpy()
+        return int(batch.shape[0]) * steps  # as many tokens per sentence as beam search
+
+    return run
+
+
 def _ct2(translator, **options):
     def run(batch):
         sources = _ct2_sources(batch)
@@ -245,6 +293,11 @@ def main(argv=None):
         f"beam {BEAM_SIZE}": _ours(
             lambda s: decoding.beam_search(model, s, beam_size=BEAM_SIZE, alpha=0.6, **budget)),
     }
+    if random_weights:  # every step runs: the same work as beam search's decoder
+        methods[f"beam {BEAM_SIZE} steps, no search"] = _decoder_steps_only(model, BEAM_SIZE,
+                                                                            cap)
+        methods[f"beam {BEAM_SIZE} steps + top-k"] = _decoder_steps_only(model, BEAM_SIZE, cap,
+                                                                         top_k=True)
     for dtype in dict.fromkeys(args.dtypes):
         if dtype == "float32":
             continue
@@ -312,6 +365,11 @@ def _print_ratios(rows, batch_sizes, dtypes=("float32",)):
 
         parts = [f"cached greedy {ratio('cached greedy', 'uncached greedy'):.1f}x uncached",
                  f"beam {BEAM_SIZE} costs {ratio('cached greedy', beam):.2f}x greedy"]
+        steps_only = f"{beam} steps, no search"
+        if (steps_only, batch_size) in speed:
+            parts.append(f"its decoder steps alone {ratio('cached greedy', steps_only):.2f}x, "
+                         f"with each row's top-k and normalizer "
+                         f"{ratio('cached greedy', f'{beam} steps + top-k'):.2f}x")
         for peer in ("float32", "int8"):
             if (f"ct2 {peer} greedy", batch_size) in speed:
                 parts.append(f"vs ct2 {peer}: greedy "
