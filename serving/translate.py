@@ -5,7 +5,7 @@ sentences go to the model in token-budget batches of similar length (see
 `tf_transformer.translator.translate_in_batches`); the output keeps the input's order.
 
     tft-translate --export-dir exports/translator --input test.en --output test.es \\
-        [--beam-size 4 --alpha 0.6] [--reference test.ref.es]
+        [--beam-size 4 --alpha 0.6] [--reference test.ref.es [test.ref2.es ...]]
     tft-translate --server http://127.0.0.1:8501 --model-name translator < test.en
     tft-translate --export-dir exports/translator --beam-size 4 --top-beams 4 < test.en
     tft-translate --ctranslate2 exports/ct2 --compute-type int8 < test.en
@@ -13,7 +13,8 @@ sentences go to the model in token-budget batches of similar length (see
 With `--top-beams K`, each input line gives K lines `index \\t rank \\t score \\t translation`
 (index counts input lines from 0, rank from 1, best first; score is the beam search's
 log-probability divided by the length penalty; an empty input line gives K empty translations
-with score 0). With `--reference FILE`, corpus BLEU and chrF (sacrebleu, default settings) of the
+with score 0). With `--reference FILE [FILE ...]` (one file per set of references, as the
+sacrebleu command takes them), corpus BLEU and chrF (sacrebleu, default settings) of the
 (best) translations are printed to stderr with sacrebleu's signatures.
 
 The export needs only TensorFlow and TensorFlow Text: `--beam-size 1` (the default) without
@@ -69,8 +70,9 @@ def build_parser():
                        help="source sentences, one per line (default: stdin)")
     files.add_argument("--output", metavar="FILE", help="translations (default: stdout); "
                        "written only when everything is translated")
-    files.add_argument("--reference", metavar="FILE", help="reference translations, one per "
-                       "input line: print corpus BLEU and chrF to stderr")
+    files.add_argument("--reference", metavar="FILE", nargs="+",
+                       help="reference translations, one per input line (several files: "
+                       "several references per line): print corpus BLEU and chrF to stderr")
     decoding = parser.add_argument_group("decoding")
     decoding.add_argument("--beam-size", type=int, default=1, metavar="N",
                           help="1 = greedy (default), more = beam search")
@@ -270,12 +272,17 @@ def nbest_lines(translations, scores):
 
 
 def score_lines(hypotheses, references):
-    """Corpus BLEU and chrF lines, formatted like the sacrebleu command's text output."""
+    """Corpus BLEU and chrF lines, formatted like the sacrebleu command's text output.
+
+    Args:
+        hypotheses: [N] str.
+        references: one or more reference sets, each [N] str.
+    """
     from sacrebleu.metrics import BLEU, CHRF
 
     lines = []
     for metric in (BLEU(), CHRF()):
-        score = metric.corpus_score(hypotheses, [references])
+        score = metric.corpus_score(hypotheses, references)
         lines.append(score.format(signature=metric.get_signature().format()))
     return lines
 
@@ -317,11 +324,13 @@ def run(args):
     lines = read_lines(args.input, "--input")
     references = None
     if args.reference is not None:
-        references = read_lines(args.reference, "--reference")
-        if len(references) != len(lines):
-            raise UsageError(
-                f"--reference {args.reference} has {len(references)} lines but the input "
-                f"({args.input or 'stdin'}) has {len(lines)}; they must match line for line")
+        references = [read_lines(path, "--reference") for path in args.reference]
+        for path, reference in zip(args.reference, references):
+            if len(reference) != len(lines):
+                raise UsageError(
+                    f"--reference {path} has {len(reference)} lines but the input "
+                    f"({args.input or 'stdin'}) has {len(lines)}; they must match line for "
+                    f"line")
     if args.export_dir is not None:
         model = ExportModel(args.export_dir)
     elif args.server is not None:

@@ -209,19 +209,25 @@ def test_progress_bar_shows_sentences_per_second(files, tmp_path, monkeypatch):
             assert "8/8" in stderr.getvalue()  # the non-empty lines
 
 
-def test_reference_scores_equal_sacrebleu_s_own(export, files, capsys):
+@pytest.mark.parametrize("count", [1, 2])
+def test_reference_scores_equal_sacrebleu_s_own(export, files, tmp_path, capsys, count):
+    references = [files["reference"]]
+    if count == 2:  # a second reference set: the first with its words in reverse order
+        second = tmp_path / "second.es"
+        second.write_text("".join(" ".join(line.split()[::-1]) + "\n" for line in REFERENCES),
+                          encoding="utf-8")
+        references.append(str(second))
     status, out, err = run(["--export-dir", export[0], "--input", files["source"],
-                            "--output", files["output"], "--reference", files["reference"]],
-                           capsys)
+                            "--output", files["output"], "--reference", *references], capsys)
     assert status == 0, err
     printed = [line for line in err.split("\n") if line.startswith(("BLEU|", "chrF2|"))]
     assert len(printed) == 2, err
     sacrebleu = subprocess.run(
-        [sys.executable, "-m", "sacrebleu", files["reference"], "--input", files["output"],
+        [sys.executable, "-m", "sacrebleu", *references, "--input", files["output"],
          "--metrics", "bleu", "chrf", "--width", "2", "--format", "text"],
         capture_output=True, text=True, check=True, timeout=120)
     assert printed == sacrebleu.stdout.strip().split("\n")
-    assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in printed[0]
+    assert f"nrefs:{count}|case:mixed|eff:no|tok:13a|smooth:exp|version:" in printed[0]
 
 
 @pytest.fixture(scope="module")
@@ -283,8 +289,9 @@ def test_bad_input_fails_cleanly(export, files, tmp_path, capsys, case):
         "not utf-8": (
             [*model, "--input", str(latin1)], ["latin1.en, line 3, is not UTF-8", "iconv"]),
         "reference length": (
-            [*model, "--input", source, "--reference", str(short_reference)],
-            ["has 2 lines", f"has {len(SOURCES)}", "short.es"]),
+            [*model, "--input", source, "--reference", files["reference"],
+             str(short_reference)],
+            ["short.es has 2 lines", f"has {len(SOURCES)}"]),
         "top beams": (
             [*model, "--input", source, "--beam-size", "2", "--top-beams", "3"],
             ["--top-beams 3", "--beam-size (2)"]),
