@@ -377,7 +377,7 @@ def test_a_source_without_tokens_gets_an_empty_output_whatever_its_batch(random_
         np.testing.assert_array_equal(ids[row][..., :width],
                                       without.ids.numpy()[alone][..., :width])
         np.testing.assert_allclose(scores[row], without.scores.numpy()[alone], rtol=1e-5)
-        assert np.any(ids[row] != 0)
-    # Alone, or in a batch with short sentences only, it is still empty.
+        assert np.all(ids[row][..., width:] == 0) and np.any(ids[row] != 0)
+    # Alone, it is empty too.
     alone = decode(empty)
     assert np.all(alone.ids.numpy() == 0) and np.all(alone.scores.numpy() == 0.0)
