@@ -28,15 +28,13 @@ Shape letters: B batch, K top beams, D model width.
 import json
 import math
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
 from tf_transformer.config import TransformerConfig
 from tf_transformer.decoding import decode_limits
-from tf_transformer.versions import latest_version
+from tf_transformer.versions import latest_version, staged
 
 # The model's config next to CTranslate2's own config.json.
 CONFIG_FILE = "tf_transformer.json"
@@ -185,7 +183,7 @@ def vocabulary(tokenizer, size):
 def convert(model, tokenizers, output_dir, quantization=None):
     """Writes `model` as a CTranslate2 model, with its tokenizers and config, to `output_dir`.
 
-    Written beside `output_dir` and renamed into place at the end, as `serving.export.export`.
+    Written beside `output_dir` and renamed into place at the end (`versions.staged`).
 
     Args:
         model: a float32 `tf_transformer.Transformer`.
@@ -201,25 +199,16 @@ def convert(model, tokenizers, output_dir, quantization=None):
         raise ValueError(f"unknown quantization {quantization!r}; choose one of "
                          f"{', '.join(QUANTIZATIONS)}.")
     output_dir = os.path.abspath(os.fspath(output_dir))
-    if os.path.exists(output_dir):
-        raise ValueError(f"{output_dir} already exists; pick a new version number or remove it.")
     c = model.transformer_config
-    spec = build_spec(model, vocabulary(tokenizers.source, c.source_vocab_size),
-                      vocabulary(tokenizers.target, c.target_vocab_size))
-    if quantization is not None:
-        spec.optimize(quantization=quantization)
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
+    with staged(output_dir) as staging:  # refuses an existing folder before any work
+        spec = build_spec(model, vocabulary(tokenizers.source, c.source_vocab_size),
+                          vocabulary(tokenizers.target, c.target_vocab_size))
+        if quantization is not None:
+            spec.optimize(quantization=quantization)
         spec.save(staging)
         tokenizers.save(os.path.join(staging, TOKENIZER_DIR))
         with open(os.path.join(staging, CONFIG_FILE), "w") as f:
             json.dump(c.to_dict(), f, indent=2, sort_keys=True)
-        os.rename(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output_dir
 
 

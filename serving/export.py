@@ -27,9 +27,7 @@ Shape letters: B batch, K top beams.
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 
 import tensorflow as tf
 
@@ -54,18 +52,9 @@ def export(model, tokenizers, export_dir):
         str, `export_dir`.
     """
     export_dir = os.path.abspath(os.fspath(export_dir))
-    if os.path.exists(export_dir):
-        raise ValueError(f"{export_dir} already exists; pick a new version number or remove it.")
-    parent = os.path.dirname(export_dir)
-    os.makedirs(parent, exist_ok=True)
-    translator = Translator(model, tokenizers)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
+    with versions.staged(export_dir) as staging:
+        translator = Translator(model, tokenizers)
         tf.saved_model.save(translator, staging, signatures=translator.signatures())
-        os.rename(staging, export_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return export_dir
 
 

@@ -41,3 +41,29 @@ def test_next_version_dir_writes_past_every_numbered_folder(tmp_path):
     assert versions.next_version_dir(base) == os.path.join(base, "8")
     assert versions.next_version_dir(os.path.join(base, "5")) == os.path.join(base, "5")
     assert versions.next_version_dir(str(tmp_path / "new")) == str(tmp_path / "new" / "1")
+
+
+def test_staged_export_appears_whole_or_not_at_all(tmp_path):
+    base = tmp_path / "model"
+    with versions.staged(base / "1") as staging:
+        # Nothing at the destination until the block ends, and the staging folder is one
+        # that the version listing (and TF Serving) ignores.
+        with open(os.path.join(staging, "saved_model.pb"), "wb") as f:
+            f.write(b"")
+        assert not (base / "1").exists()
+        assert versions.saved_model_versions(str(base)) == {}
+    assert sorted(os.listdir(base)) == ["1"]
+    assert versions.saved_model_versions(str(base)) == {1: os.path.join(str(base), "1")}
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        with versions.staged(base / "2") as staging:
+            with open(os.path.join(staging, "saved_model.pb"), "wb") as f:
+                f.write(b"")
+            raise RuntimeError("disk full")
+    assert sorted(os.listdir(base)) == ["1"]  # no version 2, no staging folder left
+
+    entered = []
+    with pytest.raises(ValueError, match="already exists"):
+        with versions.staged(base / "1"):
+            entered.append(True)
+    assert not entered and sorted(os.listdir(base)) == ["1"]

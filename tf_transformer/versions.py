@@ -11,9 +11,14 @@ dashboard's sentence box all read the layout through here.
   format, by the file it holds.
 - `next_version_dir(path)`: a version folder as given, or the next free version under a base
   path (for writing an export).
+- `staged(export_dir)`: writes an export beside its destination and renames it into place,
+  so a server watching the base path never sees half an export.
 """
 
+import contextlib
 import os
+import shutil
+import tempfile
 
 import tensorflow as tf
 
@@ -79,3 +84,33 @@ def next_version_dir(path):
     if os.path.basename(path).isdigit():
         return path
     return os.path.join(path, str(max(_numbered_folders(path), default=0) + 1))
+
+
+@contextlib.contextmanager
+def staged(export_dir):
+    """Yields a new folder beside `export_dir` to write an export into; renamed to `export_dir`
+    when the block ends, removed if it raises.
+
+    The staging folder's name starts with a dot, which TF Serving ignores (not a number).
+
+    Args:
+        export_dir: str or path, the destination; it must not exist yet.
+
+    Yields:
+        str, the staging folder.
+
+    Raises:
+        ValueError: `export_dir` exists.
+    """
+    export_dir = os.path.abspath(os.fspath(export_dir))
+    if os.path.exists(export_dir):
+        raise ValueError(f"{export_dir} already exists; pick a new version number or remove it.")
+    parent = os.path.dirname(export_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        yield staging
+        os.rename(staging, export_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
